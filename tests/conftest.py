@@ -1,0 +1,13 @@
+"""Shared test configuration. torch is imported before any Qt binding (pytorch#11326)."""
+
+import os
+
+os.environ.setdefault("CF_IAP_DEVICE", "cpu")
+os.environ.setdefault("CF_IAP_SYNC_WORKERS", "0")
+
+try:  # import order matters: torch before Qt
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass
