@@ -15,7 +15,9 @@ from ..errors import OutputExistsError
 def check_writable(path: Path, overwrite: bool) -> None:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is false."""
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; choose another path or pass overwrite=True")
+        raise OutputExistsError(
+            f"{path} already exists; choose another path or pass overwrite=True"
+        )
 
 
 @contextlib.contextmanager
