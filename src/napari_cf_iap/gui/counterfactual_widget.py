@@ -1,0 +1,226 @@
+"""Counterfactual widget: re-render a scan as if acquired with other IAPs (what-if explorer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import CfIapError
+from ..iap import IAPVocabulary
+from ..pipeline.requests import CounterfactualRequest
+from . import core_api
+from .bundle_chooser import BundleChooser
+from .device_notice import DeviceChooser
+from .iap_controls import IapControls
+from .layer_metadata import current_slice, layer_iap
+from .layer_picker import LayerPicker
+from .live_preview import LivePreview
+from .results import show_counterfactual
+from .sampling_controls import SamplingControls
+from .source_panel import SourcePanel
+from .workers import Job, notify_error
+
+
+def _group(title: str, *widgets: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
+
+
+class CounterfactualWidget(QScrollArea):
+    """Source picker, target IAPs, sampler settings, model/device, scope, Run/Cancel, preview."""
+
+    def __init__(self, napari_viewer: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.vocabulary = IAPVocabulary.duke_default()
+        self.job: Job | None = None
+        body = QWidget()
+        self.setWidget(body)
+        self.setWidgetResizable(True)
+        layout = QVBoxLayout(body)
+
+        self.source = SourcePanel(napari_viewer, self.vocabulary)
+        layout.addWidget(_group("Source layer", self.source))
+
+        self.target = IapControls(self.vocabulary)
+        self.copy_from = LayerPicker(napari_viewer, ("Image",))
+        copy_button = QPushButton("Copy IAPs from layer")
+        copy_button.clicked.connect(self.copy_iaps)
+        copy_row = QWidget()
+        row = QHBoxLayout(copy_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(copy_button)
+        row.addWidget(self.copy_from, 1)
+        layout.addWidget(_group("Target IAPs", self.target, copy_row))
+
+        self.sampling = SamplingControls()
+        layout.addWidget(_group("Sampling", self.sampling))
+
+        self.device = DeviceChooser()
+        self.bundle = BundleChooser("cddgm")
+        self.bundle.set_device(self.device.device)
+        self.device.device_changed.connect(self.bundle.set_device)
+        self.bundle.loaded.connect(self._on_bundle)
+        layout.addWidget(_group("Model", self.bundle, self.device))
+
+        self.scope_slice = QRadioButton("current slice")
+        self.scope_volume = QRadioButton("whole volume")
+        self.scope_slice.setChecked(True)
+        self.live = QCheckBox("live preview of the current slice")
+        self.live.toggled.connect(self._on_live_toggled)
+        scope = QWidget()
+        scope_row = QHBoxLayout(scope)
+        scope_row.setContentsMargins(0, 0, 0, 0)
+        scope_row.addWidget(self.scope_slice)
+        scope_row.addWidget(self.scope_volume)
+        layout.addWidget(_group("Scope", scope, self.live))
+
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self._controls = [w for w in body.findChildren(QGroupBox)] + [self.run_button]
+
+        self.preview = LivePreview(self._make_preview_job, parent=self)
+        for signal in (self.source.changed, self.target.changed, self.sampling.changed):
+            signal.connect(self.preview.request)
+        napari_viewer.dims.events.current_step.connect(self.preview.request)
+        self.bundle.reload()
+
+    # ------------------------------------------------------------------ inputs
+    def _on_bundle(self, bundle: Any) -> None:
+        vocab = getattr(bundle, "vocab", None)
+        if vocab is not None:
+            self.vocabulary = vocab
+            self.target.set_vocabulary(vocab)
+            self.source.set_vocabulary(vocab)
+
+    def copy_iaps(self) -> None:
+        """Set the target IAPs to those of the layer chosen next to the button."""
+        layer = self.copy_from.layer()
+        if layer is None:
+            show_warning("No image layer to copy IAPs from.")
+            return
+        record = layer_iap(layer)
+        if record.missing():
+            show_warning(f"{layer.name!r} lacks IAPs {record.missing()}; those were not copied.")
+        inexact = self.target.set_record(record)
+        if inexact:
+            show_info(
+                f"IAPs {inexact} of {layer.name!r} are outside this model's vocabulary or range; "
+                "the nearest allowed values are shown."
+            )
+
+    def request(self, *, preview: bool = False) -> CounterfactualRequest:
+        """The request the controls describe (raises our errors on bad input)."""
+        target = self.vocabulary.validate(
+            self.target.record(), allow_extrapolation=self.sampling.extrapolate.isChecked()
+        )
+        slices = None
+        if preview or self.scope_slice.isChecked():
+            slices = [current_slice(self.viewer, self.source.layer())]
+        return CounterfactualRequest(target=target, slices=slices, **self.sampling.request_kwargs())
+
+    def _job(self, *, preview: bool) -> Job:
+        """A Job generating the counterfactual the controls describe (validated here)."""
+        problem = self.source.problem()
+        if problem:
+            raise CfIapError(problem)
+        layer = self.source.layer()
+        volume = self.source.volume()
+        request = self.request(preview=preview)
+        bundle = self.bundle.bundle if self.bundle.bundle is not None else self.bundle.spec()
+        device = self.device.device
+
+        def call(progress: Any, should_stop: Any) -> Any:
+            return core_api.generate_counterfactual(
+                volume, request, bundle, device=device, progress=progress, should_stop=should_stop
+            )
+
+        def done(result: Any) -> None:
+            show_counterfactual(self.viewer, layer, volume, result, request, preview=preview)
+            self.status.setText(f"done: {request.target.summary()}")
+
+        return Job(
+            call,
+            label="counterfactual preview" if preview else "counterfactual",
+            on_progress=self._on_progress,
+            on_result=done,
+            on_error=lambda exc: self.status.setText(f"⚠ {exc}"),
+            on_cancelled=lambda: self.status.setText("cancelled (no layer added)"),
+        )
+
+    # ------------------------------------------------------------------ actions
+    def run(self) -> None:
+        """Generate for the chosen scope on a worker; controls stay disabled until it ends."""
+        self.preview.cancel()
+        try:
+            job = self._job(preview=False)
+        except CfIapError as exc:
+            notify_error(exc)
+            self.status.setText(f"⚠ {exc}")
+            return
+        missing = self.source.record().missing()
+        if missing:
+            show_warning(f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown.")
+        job.on_finished = lambda: self._set_running(False)
+        self.job = job
+        self._set_running(True)
+        job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("cancelling…")
+        self.preview.cancel()
+
+    def _make_preview_job(self) -> Job | None:
+        if self.job is not None and self.job.running:
+            return None
+        try:
+            return self._job(preview=True)
+        except CfIapError as exc:
+            self.status.setText(f"⚠ preview: {exc}")
+            return None
+
+    def _on_live_toggled(self, on: bool) -> None:
+        self.preview.set_enabled(on)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(message or f"{done}/{total}")
+
+    def _set_running(self, running: bool) -> None:
+        for widget in self._controls:
+            widget.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.job = None

@@ -1,0 +1,74 @@
+"""Put results into the viewer: add a layer, or update the one with the same name in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..iap import IAPRecord
+from ..volume import Volume
+from .layer_metadata import same_geometry_kwargs, volume_metadata
+
+_GEOMETRY = ("scale", "translate", "affine")
+
+
+def show_layer(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) -> Any:
+    """Add a layer, or update the existing layer of that name and type (no pile-up)."""
+    name = kwargs["name"]
+    if name in viewer.layers and type(viewer.layers[name]).__name__.lower() == layer_type:
+        layer = viewer.layers[name]
+        for key in _GEOMETRY:
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
+        layer.metadata = dict(kwargs.get("metadata", {}))
+        layer.data = data
+        if layer_type == "image" and "contrast_limits" in kwargs:
+            layer.contrast_limits = kwargs["contrast_limits"]
+        return layer
+    adder = getattr(viewer, f"add_{layer_type}")
+    return adder(data, **kwargs)
+
+
+def counterfactual_name(source_name: str, target: IAPRecord, preview: bool = False) -> str:
+    """``CF <target summary> <- <source>``; the live preview keeps one fixed name per source
+    (``CF preview <- <source>``) so that each new preview replaces the previous one."""
+    if preview:
+        return f"CF preview <- {source_name}"
+    return f"CF {target.summary()} <- {source_name}"
+
+
+def show_counterfactual(
+    viewer: Any,
+    source_layer: Any,
+    source: Volume,
+    result: Volume,
+    request: Any,
+    *,
+    preview: bool = False,
+) -> Any:
+    """Add/update a counterfactual image layer placed exactly like its source layer."""
+    target = result.iap if result.iap.model_name else request.target
+    metadata = volume_metadata(
+        result.with_data(result.data, iap=target),
+        source_layer=source_layer.name,
+        source_iap=source.iap.to_dict(),
+        source_volume_metadata=dict(source.metadata),
+        counterfactual={
+            "steps": request.steps,
+            "guidance": request.guidance,
+            "sampler": request.sampler,
+            "ddim_steps": request.ddim_steps,
+            "seed": request.seed,
+            "slices": None if request.slices is None else [int(s) for s in request.slices],
+            "preview": preview,
+        },
+    )
+    kwargs = {
+        "name": counterfactual_name(source_layer.name, target, preview),
+        "metadata": metadata,
+        "colormap": source_layer.colormap.name,
+        "contrast_limits": tuple(source_layer.contrast_limits),
+        **same_geometry_kwargs(source_layer),
+    }
+    return show_layer(viewer, np.asarray(result.data), kwargs, "image")

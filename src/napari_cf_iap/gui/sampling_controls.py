@@ -1,0 +1,71 @@
+"""Guidance, noise steps, sampler (DDPM/DDIM), DDIM steps, seed and extrapolation controls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+
+BUNDLE_DEFAULT = "bundle default"
+
+
+class SamplingControls(QWidget):
+    """Sampler settings; ``request_kwargs()`` feeds :class:`CounterfactualRequest`."""
+
+    changed = Signal()
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(-1.0, 20.0)  # the minimum stands for "bundle default"
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setSpecialValueText(BUNDLE_DEFAULT)
+        self.guidance.setValue(-1.0)
+        self.guidance.setToolTip("Classifier-free guidance scale w (0 = conditional only)")
+        form.addRow("Guidance", self.guidance)
+        self.steps = QSpinBox()
+        self.steps.setRange(0, 1000)  # 0 stands for "bundle default"
+        self.steps.setSpecialValueText(BUNDLE_DEFAULT)
+        self.steps.setToolTip("SDEdit noise level t0 (of 1000): higher edits more, keeps less")
+        form.addRow("Noise steps", self.steps)
+        self.sampler = QComboBox()
+        self.sampler.addItems(["DDIM", "DDPM"])
+        self.sampler.setToolTip("DDIM: few deterministic steps (fast). DDPM: the paper's t0 steps")
+        form.addRow("Sampler", self.sampler)
+        self.ddim_steps = QSpinBox()
+        self.ddim_steps.setRange(1, 200)
+        self.ddim_steps.setValue(10)
+        form.addRow("DDIM steps", self.ddim_steps)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("Seed", self.seed)
+        self.extrapolate = QCheckBox("allow IAPs outside the trained range")
+        form.addRow("", self.extrapolate)
+        for signal in (
+            self.guidance.valueChanged,
+            self.steps.valueChanged,
+            self.sampler.currentTextChanged,
+            self.ddim_steps.valueChanged,
+            self.seed.valueChanged,
+            self.extrapolate.toggled,
+        ):
+            signal.connect(self._emit)
+        self._emit()
+
+    def _emit(self, *_: Any) -> None:
+        self.ddim_steps.setEnabled(self.sampler.currentText() == "DDIM")
+        self.changed.emit()
+
+    def request_kwargs(self) -> dict[str, Any]:
+        guidance = self.guidance.value()
+        return {
+            "guidance": None if guidance <= self.guidance.minimum() else float(guidance),
+            "steps": self.steps.value() or None,
+            "sampler": self.sampler.currentText().lower(),
+            "ddim_steps": self.ddim_steps.value(),
+            "seed": self.seed.value(),
+            "allow_extrapolation": self.extrapolate.isChecked(),
+        }
