@@ -330,7 +330,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         from .export import load_checkpoint
 
         step_before = int(load_checkpoint(ckpt_path).get("global_step", 0))
-    # weights_only=False: last.ckpt is our own file in the user's own run dir (export.load_checkpoint)
+    # weights_only=False: last.ckpt is our own file in our run dir (see export.load_checkpoint)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=False)
 
     summary: dict[str, Any] = {
