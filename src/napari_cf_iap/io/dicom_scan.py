@@ -108,6 +108,15 @@ def _open_bytes(path: Path) -> Any:
     return path
 
 
+def _has_dicom_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def _looks_like_raw_dicom(path: Path) -> bool:
     """A file without the 128-byte preamble that starts with a group 0002/0008 tag."""
     try:
@@ -130,6 +139,8 @@ def read_dataset(path: Path, *, stop_before_pixels: bool) -> Dataset | None:
             try:
                 return pydicom.dcmread(_open_bytes(path), stop_before_pixels=stop_before_pixels)
             except InvalidDicomError:
+                if _has_dicom_magic(path):
+                    raise
                 if is_gz or not _looks_like_raw_dicom(path):
                     return None
                 ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
@@ -235,6 +246,21 @@ def is_image_dataset(ds: Dataset) -> bool:
     return "Rows" in ds and "Columns" in ds
 
 
+def is_image_sop_class(ds: Dataset) -> bool:
+    """True when the SOP class is an image storage class (MR, Enhanced MR, CT, ...)."""
+    uid = ds.get("SOPClassUID")
+    return bool(uid) and "Image Storage" in getattr(uid, "name", "")
+
+
+def truncation_problem(path: Path, ds: Dataset) -> str | None:
+    """Why a parsed header looks truncated (pydicom stops silently at end of file), or None."""
+    if "SOPClassUID" not in ds:
+        return f"DICOM file {path} is corrupt or truncated: its header ends before SOPClassUID"
+    if is_image_sop_class(ds) and not is_image_dataset(ds):
+        return f"DICOM file {path} is truncated: an image without Rows/Columns"
+    return None
+
+
 def _candidate_files(folder: Path) -> list[Path]:
     out = []
     for path in sorted(folder.rglob("*")):
@@ -297,6 +323,10 @@ def scan_dicom(path: str | Path) -> DicomScan:
             problems.append((file, str(exc)))
             continue
         if ds is None:
+            continue
+        problem = truncation_problem(file, ds) if _has_dicom_magic(file) else None
+        if problem:
+            problems.append((file, problem))
             continue
         if not is_image_dataset(ds):
             non_image.append(file)

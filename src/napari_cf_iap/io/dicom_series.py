@@ -12,7 +12,14 @@ import numpy as np
 from ..errors import InputError
 from ..volume import Volume
 from .dicom_geometry import split_phases, stack_geometry
-from .dicom_scan import DicomScan, SeriesInfo, list_series, read_dataset, scan_dicom
+from .dicom_scan import (
+    DicomScan,
+    SeriesInfo,
+    is_image_sop_class,
+    list_series,
+    read_dataset,
+    scan_dicom,
+)
 
 __all__ = ["read_dicom", "list_series", "SeriesInfo"]
 
@@ -84,6 +91,8 @@ def _load_pixels(frames: list, progress: Progress | None) -> np.ndarray:
         if frame.path in files:
             continue
         ds = read_dataset(frame.path, stop_before_pixels=False)
+        if ds is not None and "PixelData" not in ds and is_image_sop_class(ds):
+            raise InputError(f"{frame.path} is truncated or corrupt: its pixel data is missing")
         if ds is None or "PixelData" not in ds:
             raise InputError(
                 f"{frame.path} holds no pixel data (SOP class "
@@ -150,6 +159,14 @@ def read_dicom(
     info = _choose_series(scan, path, series_uid)
     if info.problem:
         raise InputError(f"series {info.series_uid} in {path} cannot be loaded: {info.problem}")
+    folders = {p.parent for p in info.paths}
+    nearby = [(p, why) for p, why in scan.problems if p.parent in folders]
+    if nearby:
+        listing = "\n".join(f"  - {why}" for _, why in nearby[:5])
+        raise InputError(
+            f"{len(nearby)} corrupt DICOM file(s) sit next to series {info.series_uid}; they may "
+            f"be slices of it, so it is not loaded. Repair or remove them:\n{listing}"
+        )
     phase_index, n_phases, frames = _choose_phase(info, phase)
     try:
         geometry = stack_geometry(frames, _default_slice_spacing(info.header))
