@@ -80,14 +80,11 @@ def resolve_device(choice: str = "auto") -> str:
     return str(impl(choice))
 
 
-def dice_per_label(prediction: Any, truth: Any, labels: Any = (1, 2)) -> Any:
-    from ..metrics_basic import dice_per_label as impl
+def tissue_scores(prediction: Any, truth: Any) -> dict[str, dict[int, float]]:
+    """Dice and per-tissue accuracy of a segmentation against ground truth (labels 1, 2)."""
+    from ..metrics_basic import accuracy_per_label, dice_per_label
 
-    return impl(prediction, truth, labels)
-
-
-def sample_volumes() -> Any:
-    """The sample-data subject: {name: (Volume, labels)} for the GE 1.5T and Siemens 3T scans."""
-    from ..simulator import sample_pair as impl  # pragma: no cover - replaced when core lands
-
-    return impl()
+    return {
+        "dice": dice_per_label(prediction, truth, (1, 2)),
+        "accuracy": accuracy_per_label(prediction, truth, (1, 2)),
+    }

@@ -9,8 +9,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -29,6 +27,7 @@ from .layer_metadata import current_slice, layer_iap
 from .layer_picker import LayerPicker
 from .live_preview import LivePreview
 from .results import show_counterfactual
+from .run_panel import RunPanel
 from .sampling_controls import SamplingControls
 from .source_panel import SourcePanel
 from .workers import Job, notify_error
@@ -91,22 +90,10 @@ class CounterfactualWidget(QScrollArea):
         scope_row.addWidget(self.scope_volume)
         layout.addWidget(_group("Scope", scope, self.live))
 
-        self.run_button = QPushButton("Run")
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        self.runner = RunPanel(self.run, "Run")
+        layout.addWidget(self.runner)
         layout.addStretch(1)
-        self._controls = [w for w in body.findChildren(QGroupBox)] + [self.run_button]
+        self._controls = list(body.findChildren(QGroupBox))
 
         self.preview = LivePreview(self._make_preview_job, parent=self)
         for signal in (self.source.changed, self.target.changed, self.sampling.changed):
@@ -166,15 +153,10 @@ class CounterfactualWidget(QScrollArea):
 
         def done(result: Any) -> None:
             show_counterfactual(self.viewer, layer, volume, result, request, preview=preview)
-            self.status.setText(f"done: {request.target.summary()}")
+            self.runner.status.setText(f"done: {request.target.summary()}")
 
         return Job(
-            call,
-            label="counterfactual preview" if preview else "counterfactual",
-            on_progress=self._on_progress,
-            on_result=done,
-            on_error=lambda exc: self.status.setText(f"⚠ {exc}"),
-            on_cancelled=lambda: self.status.setText("cancelled (no layer added)"),
+            call, label="counterfactual preview" if preview else "counterfactual", on_result=done
         )
 
     # ------------------------------------------------------------------ actions
@@ -185,42 +167,27 @@ class CounterfactualWidget(QScrollArea):
             job = self._job(preview=False)
         except CfIapError as exc:
             notify_error(exc)
-            self.status.setText(f"⚠ {exc}")
+            self.runner.status.setText(f"⚠ {exc}")
             return
         missing = self.source.record().missing()
         if missing:
             show_warning(f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown.")
-        job.on_finished = lambda: self._set_running(False)
-        self.job = job
-        self._set_running(True)
-        job.start()
+        self.runner.start(job, self._controls)
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("cancelling…")
+        self.runner.cancel()
         self.preview.cancel()
 
     def _make_preview_job(self) -> Job | None:
-        if self.job is not None and self.job.running:
+        if self.runner.running:
             return None
         try:
-            return self._job(preview=True)
+            job = self._job(preview=True)
         except CfIapError as exc:
-            self.status.setText(f"⚠ preview: {exc}")
+            self.runner.status.setText(f"⚠ preview: {exc}")
             return None
+        job.on_progress = self.runner.show_progress
+        return job
 
     def _on_live_toggled(self, on: bool) -> None:
         self.preview.set_enabled(on)
-
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
-        self.status.setText(message or f"{done}/{total}")
-
-    def _set_running(self, running: bool) -> None:
-        for widget in self._controls:
-            widget.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
-        if not running:
-            self.job = None

@@ -89,12 +89,51 @@ def same_geometry_kwargs(layer: Any) -> dict[str, Any]:
     }
 
 
-def _affine_from_layer(layer: Any) -> np.ndarray:
-    """Index -> LPS affine from a layer's scale/translate/affine (for layers we did not make)."""
-    scale = np.diag([*np.asarray(layer.scale, dtype=float), 1.0])
+def _affine_from_state(scale: Any, translate: Any, affine: Any) -> np.ndarray:
+    """Index -> LPS affine from napari scale/translate/affine (for layers we did not make)."""
+    matrix = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
+    if matrix.shape != (4, 4):
+        matrix = np.eye(4)
+    stretch = np.diag([*np.asarray(scale, dtype=float), 1.0])
     shift = np.eye(4)
-    shift[:3, 3] = np.asarray(layer.translate, dtype=float)
-    return _REVERSE @ np.asarray(layer.affine.affine_matrix) @ shift @ scale
+    shift[:3, 3] = np.asarray(translate, dtype=float)
+    return _REVERSE @ matrix @ shift @ stretch
+
+
+def volume_from_state(data: Any, meta: dict[str, Any], iap: IAPRecord | None = None) -> Volume:
+    """A Volume from layer data plus a napari layer state dict (writers get these)."""
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise InputError(f"layer {meta.get('name')!r} is {data.ndim}D; a 3D volume is needed")
+    metadata = meta.get("metadata") or {}
+    scale = meta.get("scale", (1.0, 1.0, 1.0))
+    spacing = metadata.get("spacing") or tuple(float(s) for s in scale)
+    if "affine" in metadata:
+        affine = np.asarray(metadata["affine"], dtype=float)
+    else:
+        affine = _affine_from_state(scale, meta.get("translate", (0, 0, 0)), meta.get("affine"))
+    if iap is None:
+        raw = metadata.get("iap")
+        iap = raw if isinstance(raw, IAPRecord) else IAPRecord.from_dict(raw or {})
+    return Volume(
+        data=data,
+        spacing=tuple(spacing),
+        affine=affine,
+        iap=iap,
+        metadata=dict(metadata.get("volume_metadata") or {}, layer_name=meta.get("name")),
+    )
+
+
+def source_of(volume: Volume, meta: dict[str, Any]) -> Volume | None:
+    """The source a counterfactual layer was derived from (same grid; for the writers)."""
+    metadata = meta.get("metadata") or {}
+    if "source_iap" not in metadata:
+        return None
+    return volume.with_data(
+        volume.data,
+        iap=IAPRecord.from_dict(metadata["source_iap"]),
+        metadata=dict(metadata.get("source_volume_metadata") or {}),
+    )
 
 
 def check_image_layer(layer: Any) -> None:
@@ -128,16 +167,14 @@ def layer_iap(layer: Any) -> IAPRecord:
 def layer_to_volume(layer: Any, iap: IAPRecord | None = None) -> Volume:
     """A Volume for the core from an image layer (its data is not copied or modified)."""
     check_image_layer(layer)
-    meta = layer.metadata or {}
-    spacing = meta.get("spacing") or tuple(float(s) for s in layer.scale)
-    affine = np.asarray(meta["affine"]) if "affine" in meta else _affine_from_layer(layer)
-    return Volume(
-        data=np.asarray(layer.data),
-        spacing=tuple(spacing),
-        affine=affine,
-        iap=iap if iap is not None else layer_iap(layer),
-        metadata=dict(meta.get("volume_metadata") or {}, layer_name=layer.name),
-    )
+    state = {
+        "name": layer.name,
+        "metadata": layer.metadata or {},
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "affine": layer.affine,
+    }
+    return volume_from_state(layer.data, state, iap=iap if iap is not None else layer_iap(layer))
 
 
 def current_slice(viewer: Any, layer: Any) -> int:

@@ -1,45 +1,27 @@
-"""npe2 reader: DICOM folder/file, NIfTI (+ JSON sidecar), Duke/our NRRD masks as Labels."""
+"""npe2 reader: DICOM folder/file, NIfTI (+ JSON sidecar), Duke/Slicer NRRD masks as Labels.
+
+The core's ``read_volume`` does all the reading; this module only turns Volumes into layer
+data tuples (geometry and IAPs in metadata, see :mod:`.layer_metadata`).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CfIapError
+from ..iap import IAP_NAMES
 from . import core_api
 from .layer_metadata import image_layer_kwargs, labels_layer_kwargs
 
 LayerData = tuple[Any, dict[str, Any], str]
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-NRRD_SUFFIXES = (".nrrd", ".nhdr")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 #: SeriesDescription our Labels writer puts into NIfTI sidecars (read back as Labels).
 LABELS_DESCRIPTION = "Segmentation labels (0 background, 1 fat, 2 FGT)"
-
-
-def _kind(path: Path) -> str | None:
-    name = path.name.lower()
-    if path.is_dir():
-        return "dicom"
-    if name.endswith(NIFTI_SUFFIXES):
-        return "nifti"
-    if name.endswith(NRRD_SUFFIXES):
-        return "nrrd"
-    if name.endswith(DICOM_SUFFIXES) or (path.is_file() and _has_dicom_preamble(path)):
-        return "dicom"  # DICOM files often have no extension
-    return None
-
-
-def _has_dicom_preamble(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
+_DUKE_BREAST = re.compile(r"^(?P<stem>.*)_Breast\.seg\.nrrd$", re.IGNORECASE)
+_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima")
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
@@ -48,7 +30,9 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
         if len(path) != 1:
             return None
         path = path[0]
-    return read_layers if _kind(Path(path)) else None
+    from ..io import is_supported_path
+
+    return read_layers if is_supported_path(path) else None
 
 
 def read_layers(path: str | list[str]) -> list[LayerData]:
@@ -56,60 +40,60 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, list | tuple):
         path = path[0]
     path = Path(path)
-    kind = _kind(path)
-    if kind == "nrrd":
-        return [labels_layer_data(path)]
+    name = layer_name(path)
+    duke = _DUKE_BREAST.match(path.name)
+    if duke:
+        return [duke_labels(path, Path(path.parent, f"{duke['stem']}_Dense_and_Vessels.seg.nrrd"))]
     volume = core_api.read_volume(path)
-    if kind == "nifti" and _looks_like_labels(volume):
-        return [_labels_from_volume(volume, _stem(path))]
-    return [image_layer_data(volume, _stem(path))]
+    if volume.metadata.get("layer_type") == "labels" or _looks_like_labels(volume):
+        return [labels_layer_data(volume, name)]
+    return [image_layer_data(volume, name)]
 
 
 def image_layer_data(volume: Any, name: str) -> LayerData:
-    kwargs = image_layer_kwargs(volume, name)
+    """An Image layer tuple; warns (naming the tags) when IAPs are missing."""
     missing = volume.iap.missing()
     if missing:
         from napari.utils.notifications import show_warning
 
+        tags = volume.metadata.get("missing_tags") or missing
         show_warning(
-            f"{name}: IAPs missing from the file: {', '.join(missing)}. Enter them in the "
-            "Counterfactual widget's 'Source IAPs' before generating."
+            f"{name}: the file lacks the IAP tags {', '.join(map(str, tags))}. Enter them under "
+            "'Enter source IAPs manually' in the Counterfactual widget."
         )
-    return (volume.data, kwargs, "image")
+    return (volume.data, image_layer_kwargs(volume, name), "image")
 
 
-def _labels_from_volume(volume: Any, name: str) -> LayerData:
-    data = np.asarray(volume.data).astype(np.uint8)
+def labels_layer_data(volume: Any, name: str) -> LayerData:
+    """A Labels layer tuple with the fixed tissue colours, placed like the volume."""
     kwargs = labels_layer_kwargs(
         volume.spacing, volume.affine, name, volume_metadata=dict(volume.metadata)
     )
-    return (data, kwargs, "labels")
+    return (np.asarray(volume.data).astype(np.uint8), kwargs, "labels")
 
 
-def labels_layer_data(path: Path) -> LayerData:
-    """A Labels layer from a Duke ``.seg.nrrd`` mask or an NRRD written by our writer."""
-    masks = core_api.read_labels_nrrd(path)
-    data, spacing, affine = masks.data, masks.spacing, masks.affine
-    kwargs = labels_layer_kwargs(spacing, affine, _stem(path), source_path=str(path))
-    return (np.asarray(data).astype(np.uint8), kwargs, "labels")
+def duke_labels(breast_path: Path, dense_path: Path) -> LayerData:
+    """Duke supplement masks: breast (+ dense/vessels when present) merged to 0/1/2."""
+    from ..io import read_duke_masks, read_labels_nrrd
+
+    grid = read_labels_nrrd(breast_path)
+    labels = read_duke_masks(breast_path, dense_path if dense_path.is_file() else None)
+    return labels_layer_data(grid.with_data(labels), layer_name(breast_path))
 
 
 def _looks_like_labels(volume: Any) -> bool:
-    """Our own label NIfTIs, or small-integer volumes with no IAPs at all."""
+    """Our own label NIfTIs, or small-integer volumes that carry no IAPs at all."""
     if volume.metadata.get("series_description") == LABELS_DESCRIPTION:
         return True
     data = np.asarray(volume.data)
-    if not np.issubdtype(data.dtype, np.integer) or len(volume.iap.missing()) < 8:
+    if not np.issubdtype(data.dtype, np.integer) or volume.iap.missing() != list(IAP_NAMES):
         return False
-    return data.max(initial=0) <= 16 and np.unique(data).size <= 16
+    return int(data.min(initial=0)) >= 0 and int(data.max(initial=0)) <= 16
 
 
-def _stem(path: Path) -> str:
+def layer_name(path: Path) -> str:
     name = path.name
-    for suffix in (".seg.nrrd", *NIFTI_SUFFIXES, *NRRD_SUFFIXES, *DICOM_SUFFIXES):
+    for suffix in _SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
-
-
-__all__ = ["get_reader", "read_layers", "CfIapError"]
