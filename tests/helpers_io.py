@@ -21,7 +21,7 @@ from napari_cf_iap.volume import Volume, affine_from_geometry
 NIBABEL_DATA = Path(__import__("nibabel").__file__).parent / "nicom" / "tests" / "data"
 
 
-def testdata(name: str) -> Path:
+def pkg_file(name: str) -> Path:
     """A file that ships inside pydicom (never downloaded)."""
     path = get_testdata_file(name, download=False)
     assert path is not None, f"pydicom test file {name} is not installed"
@@ -61,7 +61,7 @@ def write_series(
     UID and the expected (z, y, x) volume in position order.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    template = pydicom.dcmread(testdata("MR_small.dcm"))
+    template = pydicom.dcmread(pkg_file("MR_small.dcm"))
     template.PixelData = b""
     if "DataSetTrailingPadding" in template:
         del template.DataSetTrailingPadding

@@ -36,6 +36,10 @@ _FUNCTIONAL_GROUP_TAGS = {
 }
 
 
+class _InvalidValue(str):
+    """A tag value pydicom could not convert; never parses as an IAP."""
+
+
 def _present(value: Any) -> bool:
     if value is None:
         return False
@@ -70,7 +74,10 @@ def raw_iap_values(ds: Dataset) -> dict[str, Any]:
     """
     raw: dict[str, Any] = {}
     for name, keyword in IAP_TAGS.items():
-        value = ds.get(keyword)
+        try:
+            value = ds.get(keyword)
+        except (ValueError, TypeError) as exc:  # value invalid for its VR (strict pydicom config)
+            value = _InvalidValue(str(exc))
         if name == "scan_options":
             raw[name] = None if value is None else value
         else:
