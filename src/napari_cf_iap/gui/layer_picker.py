@@ -67,7 +67,8 @@ class LayerPicker(QComboBox):
         name = self.currentText()
         if not name or (self.allow_none and self.currentIndex() == 0):
             return None
-        return self.viewer.layers.get(name, None)
+        layers = self.viewer.layers
+        return layers[name] if name in layers else None  # noqa: SIM401 (LayerList has no get)
 
     def set_layer(self, layer: Any) -> None:
         """Choose ``layer`` (refreshing first, so a just-added layer is listed)."""
