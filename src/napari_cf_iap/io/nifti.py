@@ -87,7 +87,7 @@ def sidecar_from_iap(record: IAPRecord) -> dict[str, Any]:
         value = getattr(record, name)
         if value is None:
             continue
-        out[key] = value / factor if factor is not None else value
+        out[key] = round(value / factor, 9) if factor is not None else value
     return out
 
 
