@@ -11,3 +11,14 @@ try:  # import order matters: torch before Qt
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 except ImportError:  # pragma: no cover - torch is a hard dependency
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory):
+    """{"cddgm": Path, "iap_predictor": Path, "segmenter": Path} of tiny untrained bundles."""
+    from bundle_factory import make_tiny_bundles
+
+    return make_tiny_bundles(tmp_path_factory.mktemp("bundles"))
