@@ -61,6 +61,11 @@ class BundleChooser(QWidget):
         text = self.path.text().strip()
         return text or None
 
+    def load_if_idle(self) -> None:
+        """Load the chosen bundle unless one is loaded or loading."""
+        if self.bundle is None and self._job is None:
+            self.reload()
+
     def set_path(self, path: Any) -> None:
         self.path.setText("" if path is None else str(path))
         self.reload()
@@ -91,6 +96,7 @@ class BundleChooser(QWidget):
             on_result=self._on_loaded,
             on_error=lambda exc: self.status.setText(f"could not load: {exc}"),
             on_finished=self._on_finished,
+            notify=False,  # shown in the status line; Run reports it again if still wrong
         ).start()
 
     def _on_loaded(self, bundle: Any) -> None:

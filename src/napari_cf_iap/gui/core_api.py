@@ -70,7 +70,7 @@ def unload_bundle(bundle: Any) -> None:
     """Drop a loaded bundle from the registry and free its (GPU) memory."""
     from ..bundles import unload as impl
 
-    impl(bundle)
+    impl(getattr(bundle, "path", bundle))
 
 
 def resolve_device(choice: str = "auto") -> str:

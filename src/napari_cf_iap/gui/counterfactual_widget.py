@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QGroupBox,
@@ -99,10 +100,11 @@ class CounterfactualWidget(QScrollArea):
         for signal in (self.source.changed, self.target.changed, self.sampling.changed):
             signal.connect(self.preview.request)
         napari_viewer.dims.events.current_step.connect(self.preview.request)
-        self.bundle.reload()
+        QTimer.singleShot(0, self.bundle.load_if_idle)  # vocabulary for the target combos
 
     # ------------------------------------------------------------------ inputs
     def _on_bundle(self, bundle: Any) -> None:
+        self.sampling.set_defaults(getattr(bundle, "inference_defaults", None) or {})
         vocab = getattr(bundle, "vocab", None)
         if vocab is not None:
             self.vocabulary = vocab

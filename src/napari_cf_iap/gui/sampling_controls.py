@@ -55,6 +55,13 @@ class SamplingControls(QWidget):
             signal.connect(self._emit)
         self._emit()
 
+    def set_defaults(self, defaults: dict[str, Any]) -> None:
+        """Show the bundle's recommended steps/guidance in the 'bundle default' entries."""
+        steps, guidance = defaults.get("steps"), defaults.get("guidance")
+        self.steps.setSpecialValueText(f"{BUNDLE_DEFAULT} ({steps})" if steps else BUNDLE_DEFAULT)
+        text = f"{BUNDLE_DEFAULT} ({guidance:g})" if guidance is not None else BUNDLE_DEFAULT
+        self.guidance.setSpecialValueText(text)
+
     def _emit(self, *_: Any) -> None:
         self.ddim_steps.setEnabled(self.sampler.currentText() == "DDIM")
         self.changed.emit()

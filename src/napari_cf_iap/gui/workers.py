@@ -54,7 +54,11 @@ def notify_error(exc: BaseException) -> None:
 
 
 class Job:
-    """One cancellable background call of the core. All callbacks run on the GUI thread."""
+    """One cancellable background call of the core. All callbacks run on the GUI thread.
+
+    Errors of the core become napari notifications (unless ``notify=False``) and reach
+    ``on_error``; a cancelled job calls ``on_cancelled`` and never ``on_result``.
+    """
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class Job:
         on_error: Callable[[BaseException], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
         on_finished: Callable[[], None] | None = None,
+        notify: bool = True,
     ) -> None:
         self.func = func
         self.label = label
@@ -74,6 +79,7 @@ class Job:
         self.on_error = on_error
         self.on_cancelled = on_cancelled
         self.on_finished = on_finished
+        self.notify = notify
         self.worker: Any = None
         self.running = False
         self.finished = False
@@ -190,7 +196,7 @@ class Job:
         """An error: napari relays exceptions raised in a worker to its notifications itself;
         core errors arrive as values (``notify=True``) and are shown here."""
         self._delivered = True
-        if notify:
+        if notify and self.notify:
             notify_error(exc)
         if self.on_error is not None:
             self.on_error(exc)
