@@ -24,7 +24,7 @@ import numpy as np
 from .errors import InputError
 from .volume import Volume
 
-_EPS = 1e-8
+_EPS = 1e-5  # relative span below which a slice counts as constant (float32)
 
 
 @dataclass(frozen=True)
