@@ -4,12 +4,14 @@ Labels: 0 background, 1 fat/breast, 2 FGT. :func:`segment_volume` segments *ever
 the volume (the first/last slices dropped for training are still segmented, so the mask
 covers the whole source volume), in chunks of ``batch_size`` slices: each slice is resized
 to the network size and percentile-normalised, the class probabilities are resized back to
-the original in-plane size, and the argmax is taken there. The output has the source
-geometry: shape (z, y, x) of the input, dtype uint8.
+the original in-plane size, and the argmax is taken there. Preprocessing is
+``napari_cf_iap.preprocessing.preprocess_volume`` with ``drop_slices=0``. The output has the
+source geometry: shape (z, y, x) of the input, dtype uint8.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +22,8 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from ..device import autocast_for, resolve_device
-from ..errors import CancelledError
+from ..errors import CancelledError, InputError
+from ..preprocessing import PreprocessConfig, preprocess_volume
 from ..volume import Volume
 from .config import SegmenterConfig
 
@@ -47,32 +50,16 @@ class Segmenter(nn.Module):
         return self.unet(images)
 
 
-def _setting(cfg: Any, name: str, default: Any) -> Any:
+def _preprocess_config(cfg: Any, image_size: int) -> PreprocessConfig:
+    """A ``PreprocessConfig`` from a config, a mapping (e.g. a bundle's) or ``None``."""
+    if isinstance(cfg, PreprocessConfig):
+        return cfg
     if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(name, default)
-    return getattr(cfg, name, default)
-
-
-def _slices_to_input(
-    slices: np.ndarray, size: int, low_pct: float, high_pct: float
-) -> torch.Tensor:
-    """(n, y, x) raw slices -> (n, 1, size, size): bilinear resize, per-slice percentile scaling.
-
-    A private stand-in for ``napari_cf_iap.preprocessing`` (same rule: low percentile -> 0,
-    high percentile -> 1, no clipping); swap in the shared functions once they exist.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).unsqueeze(1)
-    flat = x.flatten(1)
-    low = torch.quantile(flat, low_pct / 100.0, dim=1).view(-1, 1, 1, 1)
-    high = torch.quantile(flat, high_pct / 100.0, dim=1).view(-1, 1, 1, 1)
-    x = (x - low) / torch.clamp(high - low, min=1e-6)
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-    return x
+        return PreprocessConfig(size=image_size)
+    if not isinstance(cfg, Mapping):
+        raise InputError(f"preprocess_cfg must be a PreprocessConfig or a mapping, got {cfg!r}")
+    names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in cfg.items() if k in names})
 
 
 @torch.inference_mode()
@@ -88,25 +75,26 @@ def segment_volume(
 ) -> np.ndarray:
     """Segment every slice of ``volume``; return a (z, y, x) uint8 label map (0, 1, 2).
 
-    ``preprocess_cfg`` is a ``PreprocessConfig`` or a mapping with ``size``, ``low_pct`` and
-    ``high_pct`` (defaults: the model's image size, 10, 99). ``progress(done, total, message)``
+    ``preprocess_cfg`` is a ``PreprocessConfig`` or a mapping such as a bundle's
+    ``preprocessing`` (default: the paper's rule at the model's image size); its
+    ``drop_slices`` is ignored here. ``progress(done, total, message)``
     is called after each chunk; ``should_stop()`` is checked before each chunk and raises
     :class:`CancelledError`.
     """
     dev = resolve_device(device)
-    size = int(_setting(preprocess_cfg, "size", model.config.image_size))
-    low_pct = float(_setting(preprocess_cfg, "low_pct", 10.0))
-    high_pct = float(_setting(preprocess_cfg, "high_pct", 99.0))
+    config = dataclasses.replace(
+        _preprocess_config(preprocess_cfg, model.config.image_size), drop_slices=0
+    )
+    slices, _ = preprocess_volume(volume, config)  # every slice, model size, percentile-scaled
     model = model.to(dev).eval()
-    data = volume.data
-    n, h, w = data.shape
+    n, h, w = volume.shape
     out = np.zeros((n, h, w), dtype=np.uint8)
     batch_size = max(1, int(batch_size))
     for start in range(0, n, batch_size):
         if should_stop is not None and should_stop():
             raise CancelledError(f"segmentation cancelled after {start} of {n} slices")
         stop = min(n, start + batch_size)
-        x = _slices_to_input(data[start:stop], size, low_pct, high_pct).to(dev)
+        x = torch.from_numpy(slices[start:stop]).unsqueeze(1).to(dev)
         with autocast_for(dev):
             logits = model(x)
         probs = torch.softmax(logits.float(), dim=1)
