@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pydicom
 import pytest
@@ -353,3 +355,19 @@ def test_writer_refuses_overwrite_and_leaves_nothing_on_failure(tmp_path, monkey
     with pytest.raises(OSError, match="disk full"):
         write_dicom_series(volume, tmp_path / "failed", series_description="x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_gzipped_single_file_and_left_handed_volume(tmp_path):
+    gz = tmp_path / "mr.dcm.gz"
+    gz.write_bytes(gzip.compress(pkg_file("MR_small.dcm").read_bytes()))
+    assert is_supported_path(gz)
+    assert read_volume(gz).iap.model_name == "MRT50H1"
+    # slice axis against row x column: the series comes back sorted along the normal, i.e.
+    # with the slice axis reversed, but every voxel stays at its physical position
+    volume = make_volume(shape=(3, 4, 5))
+    flipped = volume.affine.copy()
+    flipped[:3, 0] *= -1
+    volume = volume.with_data(volume.data, affine=flipped)
+    back = read_dicom(write_dicom_series(volume, tmp_path / "lh", series_description="lh"))
+    np.testing.assert_allclose(back.data, volume.data[::-1], atol=0.01)
+    np.testing.assert_allclose(back.affine @ [2, 1, 3, 1], volume.affine @ [0, 1, 3, 1], atol=1e-4)

@@ -129,3 +129,15 @@ def test_single_slice_helpers_round_trip():
     back = postprocess_slice(model_input, state)
     assert back.shape == image.shape
     assert np.abs(back - image).mean() < 0.01 * np.ptp(image)
+
+
+def test_core_modules_import_without_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari_cf_iap.io, napari_cf_iap.io.atomic, napari_cf_iap.preprocessing;"
+        "heavy = [m for m in ('torch', 'pydicom', 'nibabel', 'nrrd') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
