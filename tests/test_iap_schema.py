@@ -208,11 +208,6 @@ def test_encode_decode_round_trip_property(record):
         assert getattr(decoded, name) == pytest.approx(getattr(record, name), rel=1e-6)
 
 
-@pytest.mark.xfail(
-    raises=OverflowError,
-    strict=False,
-    reason="iap/normalise.py to_float/normalise_field_strength do not catch OverflowError yet",
-)
 @pytest.mark.parametrize("name", ["flip_angle", "field_strength"])
 def test_huge_integer_is_a_project_error(name):
     with pytest.raises(IAPValueError):

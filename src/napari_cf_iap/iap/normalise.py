@@ -57,7 +57,7 @@ def normalise_field_strength(value: object) -> float | None:
         return None
     try:
         tesla = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise IAPValueError(f"field strength {value!r} is not a number") from exc
     if not math.isfinite(tesla) or tesla <= 0:
         raise IAPValueError(f"field strength {value!r} must be a positive finite number of tesla")
@@ -102,7 +102,7 @@ def to_float(value: object, name: str) -> float | None:
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise IAPValueError(f"{name} {value!r} is not a number") from exc
     if not math.isfinite(number):
         raise IAPValueError(f"{name} must be finite, got {value!r}")
