@@ -18,8 +18,8 @@ from .layer_picker import LayerPicker
 def missing_message(layer_name: str, missing: list[str]) -> str:
     names = ", ".join(IAP_LABELS.get(n, n) for n in missing)
     return (
-        f"⚠ {layer_name!r} lacks IAPs: {names}. Enter them below "
-        "(or copy them from another layer); until then they are recorded as unknown."
+        f"⚠ {layer_name!r} lacks IAPs: {names}. Enter them below; "
+        "unknown ones are recorded as unknown."
     )
 
 
@@ -48,6 +48,7 @@ class SourcePanel(QWidget):
         self.manual_box.toggled.connect(self._on_manual_toggled)
         layout.addWidget(self.manual_box)
         self.picker.layer_changed.connect(self._on_layer)
+        self.manual.changed.connect(self._update_info)
         self.manual.changed.connect(self.changed.emit)
         self._on_layer(self.picker.layer())
 
@@ -95,9 +96,9 @@ class SourcePanel(QWidget):
             return
         record = layer_iap(layer)
         missing = record.missing()
-        text = f"Source IAPs: {record.summary()}"
-        if missing and not self.manual_box.isChecked():
-            text = missing_message(layer.name, missing)
-        elif self.manual_box.isChecked():
-            text = f"Source IAPs (entered): {self.manual.record().summary()}"
-        self.info.setText(text)
+        lines = [missing_message(layer.name, missing)] if missing else []
+        if self.manual_box.isChecked():
+            lines.append(f"Source IAPs (entered): {self.manual.record().summary()}")
+        else:
+            lines.append(f"Source IAPs: {record.summary()}")
+        self.info.setText("\n".join(lines))

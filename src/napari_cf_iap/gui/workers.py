@@ -172,15 +172,22 @@ class Job:
         self._progress((done, total, message))
 
     def _progress(self, report: tuple[int, int, str]) -> None:
+        """One report: the widget first, then napari's activity-dock bar. Updating the bar can
+        process pending events (later reports, even ``finished``) re-entrantly, so nothing
+        after it may assume it still runs in order."""
         done, total, message = report
-        if self._pbar is not None:
-            if total and self._pbar.total != total:
-                self._pbar.total = total
-            self._pbar.n = done
-            self._pbar.set_description(f"{self.label}: {message}" if message else self.label)
-            self._pbar.refresh()
+        if self.finished:
+            return
         if self.on_progress is not None:
             self.on_progress(done, total, message)
+        pbar = self._pbar
+        if pbar is not None and not pbar.disable:
+            if total and pbar.total != total:
+                pbar.total = total
+            if done > pbar.n:
+                pbar.update(done - pbar.n)  # emits napari's value event
+            if self._pbar is pbar and not pbar.disable:
+                pbar.set_description(f"{self.label}: {message}" if message else self.label)
 
     def _returned(self, value: Any) -> None:
         if isinstance(value, _Failed):
