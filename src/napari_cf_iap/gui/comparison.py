@@ -34,13 +34,15 @@ def show_side_by_side(viewer: Any, panels: list[tuple[Any, Any]]) -> ViewState:
     with_overlay = {overlay is not None for _, overlay in panels}
     if len(with_overlay) > 1:
         raise InputError("choose an overlay for every panel or for none")
+    chosen = [layer for panel in panels for layer in panel if layer is not None]
+    if len({id(layer) for layer in chosen}) != len(chosen):
+        raise InputError("a layer can sit in one panel only; duplicate it first (Layers menu)")
     grid = viewer.grid
     state = ViewState(
         order=[layer.name for layer in viewer.layers],
         visible={layer.name: layer.visible for layer in viewer.layers},
         grid=(grid.enabled, grid.stride, tuple(grid.shape)),
     )
-    chosen = [layer for panel in panels for layer in panel if layer is not None]
     for index, layer in enumerate(chosen):
         viewer.layers.move(viewer.layers.index(layer), index)
     for layer in viewer.layers:
