@@ -23,8 +23,8 @@ from .noise_fields import fbm_noise, smooth_field, substream
 DENSITY_FGT_RANGES: dict[str, tuple[float, float]] = {
     "a": (0.03, 0.10),
     "b": (0.10, 0.22),
-    "c": (0.22, 0.38),
-    "d": (0.38, 0.55),
+    "c": (0.22, 0.35),
+    "d": (0.35, 0.50),
 }
 #: Population mix of density categories (roughly the US screening population: 10/40/40/10 %).
 DENSITY_PROBABILITIES = {"a": 0.10, "b": 0.40, "c": 0.40, "d": 0.10}
@@ -235,7 +235,9 @@ def make_phantom(
     fine[skin | nipple] = T.SKIN
     n_breast = int((breast_region & np.isin(fine, (T.FAT, T.SKIN))).sum())
     candidates = breast & ~skin & ~nipple & (rho_norm < 1.0)
-    candidates &= t_norm > p.retromammary_fat / np.mean([b.depth for b in p.breasts])
+    strict = candidates & (t_norm > p.retromammary_fat / np.mean([b.depth for b in p.breasts]))
+    if strict.sum() * 0.97 >= p.fgt_target * n_breast:  # keep a retromammary fat gap if possible
+        candidates = strict
     fgt_fraction = _draw_fgt(fine, candidates, t_norm, rho_norm, p, n_breast, voxel_mm, seed)
     _add_ligaments(fine, breast & (fine == T.FAT) & (fgt_fraction < 0.3), coords, voxel_mm, seed)
     fgt_fraction[(fine != T.FGT) & (fine != T.FAT)] = 0.0
@@ -380,7 +382,7 @@ def _draw_fgt(
     local = tuple(i - l_ for i, l_ in zip(idx, lo, strict=True))
     cone = 0.75 - 0.55 * t_norm[idx]  # relative radius of the glandular cone
     score = noise[local] + 1.1 * np.clip((cone - rho_norm[idx]) / 0.2, -3.0, 3.0)
-    n_target = min(n_target, int(0.92 * score.size))
+    n_target = min(n_target, int(0.97 * score.size))
     thr = np.partition(score, score.size - n_target)[score.size - n_target]
     soft = 1.0 / (1.0 + np.exp(-(score - thr) / 0.4))
     chosen = score >= thr
