@@ -38,6 +38,21 @@ def counterfactual_name(source_name: str, target: IAPRecord, preview: bool = Fal
     return f"CF {target.summary()} <- {source_name}"
 
 
+def _settings(request: Any, result: Volume) -> dict[str, Any]:
+    """The settings actually used (the core records them; else those requested)."""
+    recorded = result.metadata.get("counterfactual")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    return {
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "sampler": request.sampler,
+        "ddim_steps": request.ddim_steps,
+        "seed": request.seed,
+        "slices": None if request.slices is None else [int(s) for s in request.slices],
+    }
+
+
 def show_counterfactual(
     viewer: Any,
     source_layer: Any,
@@ -54,15 +69,7 @@ def show_counterfactual(
         source_layer=source_layer.name,
         source_iap=source.iap.to_dict(),
         source_volume_metadata=dict(source.metadata),
-        counterfactual={
-            "steps": request.steps,
-            "guidance": request.guidance,
-            "sampler": request.sampler,
-            "ddim_steps": request.ddim_steps,
-            "seed": request.seed,
-            "slices": None if request.slices is None else [int(s) for s in request.slices],
-            "preview": preview,
-        },
+        counterfactual={**_settings(request, result), "preview": preview},
     )
     kwargs = {
         "name": counterfactual_name(source_layer.name, target, preview),
