@@ -72,6 +72,8 @@ def test_cddgm_round_trip_gives_identical_outputs(saved: Path, cddgm) -> None:
         "prediction_type": "epsilon",
     }
     assert loaded.preprocessing["size"] == config.image_size
+    pre = loaded.preprocess_config()
+    assert (pre.size, pre.drop_slices, pre.low_pct, pre.high_pct) == (32, 20, 10.0, 99.0)
     assert loaded.provenance["dataset"] == "toy" and loaded.metrics == {"val_loss": 0.125}
     assert loaded.inference_defaults == {"steps": 50, "guidance": 3.0}
     x = torch.rand(2, 1, 32, 32)

@@ -58,6 +58,13 @@ class LoadedBundle:
     def name(self) -> str:
         return self.path.name
 
+    def preprocess_config(self) -> Any:
+        """The stored preprocessing as a ``napari_cf_iap.preprocessing.PreprocessConfig``."""
+        from ..preprocessing import PreprocessConfig
+
+        names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+        return PreprocessConfig(**{k: v for k, v in self.preprocessing.items() if k in names})
+
 
 # ---------------------------------------------------------------------- building
 def build_model(kind: str, config: Any) -> nn.Module:
