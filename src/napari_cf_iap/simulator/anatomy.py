@@ -30,6 +30,8 @@ DENSITY_FGT_RANGES: dict[str, tuple[float, float]] = {
 DENSITY_PROBABILITIES = {"a": 0.10, "b": 0.40, "c": 0.40, "d": 0.10}
 
 DEFAULT_SHAPE = (64, 256, 256)
+#: Widening of the breast footprint at the chest wall, so the breasts join the chest smoothly.
+BASE_FLARE = 0.22
 #: Field of view in mm along (z, y, x); the default voxel size is this divided by the shape.
 DEFAULT_FOV_MM = (128.0, 340.0, 340.0)
 
@@ -156,7 +158,7 @@ def sample_subject(seed: int, density: str | None = None) -> SubjectParams:
                 radius_x=float(np.clip(58.0 * size * asym, 42.0, 78.0)),
                 radius_z=float(np.clip(46.0 * size * asym, 34.0, 58.0)),
                 depth=float(np.clip(78.0 * size * asym * rng.uniform(0.8, 1.2), 38.0, 125.0)),
-                profile_exponent=float(rng.uniform(1.7, 2.8)),
+                profile_exponent=float(rng.uniform(1.6, 2.4)),
                 ptosis=float(rng.uniform(0.0, 0.45)),
             )
         )
@@ -294,9 +296,10 @@ def _draw_torso(fine: np.ndarray, p: SubjectParams, coords) -> np.ndarray:
     rz, ry, rx = p.heart_radii
     q_heart = ((zz - hz) / rz) ** 2 + ((yy - hy_abs) / ry) ** 2 + ((xx - hx) / rx) ** 2
     q_front = ((xx - 0.4 * hx) / 26.0) ** 2 + ((yy - cavity_front - 10.0) / 16.0) ** 2
-    # mediastinum: a soft-tissue/fat band from sternum to spine separates the lungs
-    mediastinum = np.abs(xx - 0.25 * hx) < 11.0 + 4.0 * np.cos(zz / 40.0)
-    fine[cavity & ((q_heart < 1.18) | (q_front < 1.0) | mediastinum)] = T.FAT
+    # mediastinum: a soft-tissue band (oesophagus, vessels) from sternum to spine between lungs
+    mediastinum = np.abs(xx - 0.25 * hx) < 8.0 + 3.0 * np.cos(zz / 40.0)
+    fine[cavity & mediastinum] = T.MUSCLE
+    fine[cavity & ((q_heart < 1.18) | (q_front < 1.0))] = T.FAT
     fine[cavity & (q_heart < 1.0)] = T.BLOOD
     q_liver = (
         ((zz - (p.liver_top_z - 90.0)) / 90.0) ** 2
@@ -343,6 +346,7 @@ def _draw_breasts(fine: np.ndarray, p: SubjectParams, coords):
         u = (xx - b.center_x) / b.radius_x
         v = (zz - b.center_z + sag) / b.radius_z
         r_t = np.clip(1.0 - tc**b.profile_exponent, 0.0, 1.0) ** (1.0 / b.profile_exponent)
+        r_t = r_t * (1.0 + BASE_FLARE * np.exp(-np.clip(t, 0.0, None) / 0.12))  # smooth base
         rho = np.sqrt(u * u + v * v) / np.maximum(r_t, 1e-3)
         inside = (t > -0.25) & (t <= 1.0) & (rho <= 1.0)
         closer = inside & (rho < rho_slab)
