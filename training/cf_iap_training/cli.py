@@ -93,7 +93,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--strategy", default="auto")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--precision", default=None, help="e.g. 32-true, 16-mixed, bf16-mixed")
-    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument(
         "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt"
     )
@@ -139,6 +140,7 @@ def _add_train(sub: Any) -> None:
             num_nodes=args.num_nodes,
             precision=args.precision,
             num_workers=args.num_workers,
+            threads=args.threads,
         )
         summary = run(opts, hw)
         if "bundle" in summary:

@@ -50,6 +50,7 @@ class HardwareOptions:
     num_nodes: int = 1
     precision: str | None = None
     num_workers: int = 0
+    threads: int | None = None
 
 
 @dataclass
@@ -205,6 +206,8 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     from .datamodule import StoreDataModule
 
     hw = hw or HardwareOptions()
+    if hw.threads:
+        torch.set_num_threads(int(hw.threads))
     opts.out = Path(opts.out)
     preset, vocabulary, store, saved = _prepare_run_dir(opts)
     config = build_config(opts.model, preset, vocabulary)
@@ -228,7 +231,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     module = build_module(opts.model, config, preset, vocabulary, **extra)
     has_val = bool(data.val_rows)
     ckpt_dir = opts.out / "checkpoints"
-    every = preset.val_every_steps or 500
+    every = min(preset.val_every_steps or 200, 200)  # last.ckpt at least every 200 steps
     monitor, mode = ("val_dice", "max") if opts.model == "seg" else ("val_loss", "min")
 
     callbacks: list[Any] = [LastCheckpoint(ckpt_dir, every)]  # before the EMA callback
