@@ -75,6 +75,16 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
         bar.close()
 
 
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing output before any work starts (the CLI's ``--overwrite`` flag)."""
+    from ..errors import OutputExistsError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; choose another --out or add --overwrite")
+    return path
+
+
 def is_nifti(path: Path) -> bool:
     return path.name.endswith((".nii", ".nii.gz"))
 

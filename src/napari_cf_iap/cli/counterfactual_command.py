@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device, is_nifti, parse_slices, parse_target, progress_bar, read_input
+from .common import (
+    add_device,
+    check_output,
+    is_nifti,
+    parse_slices,
+    parse_target,
+    progress_bar,
+    read_input,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import CounterfactualRequest, generate_counterfactual
     from .outputs import write_image
 
+    check_output(args.out, args.overwrite)
     volume = read_input(args.input, args.series_uid)
     target = parse_target(args.target, volume.iap)
     request = CounterfactualRequest(

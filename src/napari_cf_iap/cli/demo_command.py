@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="noise level t0 (default: the bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the bundle's)")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    p.add_argument("--cddgm", help="cDDGM bundle (default: the shipped one)")
+    p.add_argument("--iap-bundle", help="IAP-predictor bundle (default: the shipped one)")
+    p.add_argument("--seg-bundle", help="segmenter bundle (default: the shipped one)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--gui", action="store_true", help="open the results in napari")
     add_device(p)
@@ -85,11 +88,9 @@ def _write_outputs(result, out: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
-    from ..io.atomic import check_writable
-    from .common import progress_bar
+    from .common import check_output, progress_bar
 
-    out = Path(args.out)
-    check_writable(out, args.overwrite)  # fail before minutes of work
+    out = check_output(args.out, args.overwrite)  # fail before minutes of work
     overrides = {"sampler": args.sampler}
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -102,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
             shape=(args.slices, args.size, args.size),
             request_overrides=overrides,
             device=args.device,
+            bundles={
+                "cddgm": args.cddgm,
+                "iap_predictor": args.iap_bundle,
+                "segmenter": args.seg_bundle,
+            },
             progress=progress,
         )
     _write_outputs(result, out, args.overwrite)

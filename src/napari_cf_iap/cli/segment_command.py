@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_device, progress_bar, read_input
+from .common import add_device, check_output, progress_bar, read_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import segment
     from .outputs import write_labels
 
+    check_output(args.out, args.overwrite)
     volume = read_input(args.input, args.series_uid)
     with progress_bar("segment") as progress:
         labels = segment(volume, args.bundle, device=args.device, progress=progress)
