@@ -225,7 +225,17 @@ class SliceStore:
             np.save(tmp / "images.npy", images)
             np.save(tmp / "labels.npy", labels.astype(np.uint8))
             (tmp / "rows.csv").write_text(_rows_to_csv(full))
-        self._rows = None
+        if self._rows is not None and (not self._rows or chunk_id > self._rows[-1]["chunk"]):
+            splits = self.splits()  # appended at the end: extend the cached table in place
+            for r in full:
+                r["row"] = len(self._rows)
+                r["split"] = splits.get(r["patient"], "")
+                self._rows.append(
+                    {c: _parse(c, _format(c, r[c])) for c in COLUMNS}
+                    | {"row": r["row"], "split": r["split"]}
+                )
+        else:
+            self._rows = None
 
     # ------------------------------------------------------------------ table
     @property
