@@ -113,3 +113,14 @@ def test_manufacturer_subset_overwrite_and_cancel(tmp_path):
     write_duke_dataset(out, 1, shape=SHAPE, manufacturers=["SIEMENS"], overwrite=True)
     manifest = read_manifest(out)
     assert manifest["patients"][0]["iap"]["manufacturer"] == "SIEMENS"
+
+
+def test_reacquire_refuses_other_simulator_version(dataset):
+    out, _ = dataset
+    manifest = read_manifest(out)
+    other = reacquire_patient(manifest, "Breast_MRI_001", None)
+    assert other.volume.shape == SHAPE
+    with pytest.raises(InputError, match="version"):
+        reacquire_patient({**manifest, "simulator_version": -1}, "Breast_MRI_001")
+    with pytest.raises(InputError, match="not in the simulation manifest"):
+        reacquire_patient(manifest, "Breast_MRI_999")

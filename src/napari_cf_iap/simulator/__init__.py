@@ -13,6 +13,7 @@ from .acquisition import AcquisitionOptions, SimulatedAcquisition, acquire
 from .anatomy import DENSITY_FGT_RANGES, Phantom, make_phantom
 from .noise_fields import substream
 from .protocols import DUKE_LIKE_PROTOCOLS, Protocol, reported_field_strength, sample_protocol
+from .version import SIMULATOR_VERSION
 
 
 def simulate_volume(
@@ -58,6 +59,7 @@ __all__ = [
     "DUKE_LIKE_PROTOCOLS",
     "Phantom",
     "Protocol",
+    "SIMULATOR_VERSION",
     "SimulatedAcquisition",
     "acquire",
     "make_phantom",

@@ -296,10 +296,9 @@ def _draw_torso(fine: np.ndarray, p: SubjectParams, coords) -> np.ndarray:
     rz, ry, rx = p.heart_radii
     q_heart = ((zz - hz) / rz) ** 2 + ((yy - hy_abs) / ry) ** 2 + ((xx - hx) / rx) ** 2
     q_front = ((xx - 0.4 * hx) / 26.0) ** 2 + ((yy - cavity_front - 10.0) / 16.0) ** 2
-    # mediastinum: a soft-tissue band (oesophagus, vessels) from sternum to spine between lungs
-    mediastinum = np.abs(xx - 0.25 * hx) < 8.0 + 3.0 * np.cos(zz / 40.0)
-    fine[cavity & mediastinum] = T.MUSCLE
-    fine[cavity & ((q_heart < 1.18) | (q_front < 1.0))] = T.FAT
+    # mediastinum: a thin fatty band from sternum to spine keeps the two lungs apart
+    mediastinum = np.abs(xx - 0.25 * hx) < 4.0 + 2.0 * np.cos(zz / 40.0)
+    fine[cavity & ((q_heart < 1.18) | (q_front < 1.0) | mediastinum)] = T.FAT
     fine[cavity & (q_heart < 1.0)] = T.BLOOD
     q_liver = (
         ((zz - (p.liver_top_z - 90.0)) / 90.0) ** 2

@@ -35,6 +35,7 @@ from .acquisition import SimulatedAcquisition, acquire
 from .anatomy import DEFAULT_SHAPE, make_phantom
 from .noise_fields import substream
 from .protocols import DUKE_LIKE_PROTOCOLS, Protocol, sample_protocol
+from .version import SIMULATOR_VERSION
 
 DUKE_SUBDIR = "Duke-Breast-Cancer-MRI"
 MASK_SUBDIR = "Segmentation_Masks_NRRD"
@@ -111,6 +112,7 @@ def write_duke_dataset(
     with_masks = _mask_patients(seed, n_patients, mask_fraction)
     manifest: dict[str, Any] = {
         "generator": "napari_cf_iap.simulator",
+        "simulator_version": SIMULATOR_VERSION,
         "seed": int(seed),
         "shape": list(shape),
         "patients": [],
@@ -240,6 +242,12 @@ def reacquire_patient(
 ) -> SimulatedAcquisition:
     """Regenerate a written patient (same anatomy, grid and noise seed), optionally under other
     IAPs: the ground-truth counterfactual of that patient's series."""
+    if manifest.get("simulator_version") != SIMULATOR_VERSION:
+        raise InputError(
+            f"the dataset was written by simulator version {manifest.get('simulator_version')}, "
+            f"this is version {SIMULATOR_VERSION}: its patients cannot be regenerated exactly; "
+            "re-create the dataset with `cf-iap simulate`"
+        )
     entry = next((p for p in manifest.get("patients", []) if p["patient_id"] == patient), None)
     if entry is None:
         raise InputError(f"patient {patient!r} is not in the simulation manifest")
