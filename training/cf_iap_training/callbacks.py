@@ -38,7 +38,7 @@ class LastCheckpoint(Callback):
         if trainer.global_step == self._saved_step:
             return
         tmp = self.path.with_name(".last.ckpt.part")
-        trainer.save_checkpoint(tmp)  # collective under DDP, rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP; rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         trainer.strategy.barrier("last_checkpoint")

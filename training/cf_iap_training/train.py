@@ -160,6 +160,10 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
     store = SliceStore.open(opts.store)
     run_file = opts.out / "run.json"
     last = opts.out / "checkpoints" / "last.ckpt"
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    # DDP children (Lightning's launcher, torchrun, SLURM) rebuild the same run without writing
+    follower = bool(rank_zero_only.rank)
     if opts.resume and run_file.is_file():
         saved = json.loads(run_file.read_text())
         if saved["model"] != opts.model:
@@ -169,7 +173,7 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         )
         vocabulary = IAPVocabulary.from_dict(saved["vocabulary"])
         return preset, vocabulary, store, saved
-    if run_file.exists() or last.exists():
+    if not follower and (run_file.exists() or last.exists()):
         raise OutputExistsError(
             f"{opts.out} already holds a run; pass --resume or choose another --out"
         )
@@ -187,8 +191,9 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         "command": opts.command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    opts.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=False)
+    if not follower:
+        opts.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=False)
     return preset, vocabulary, store, saved
 
 
