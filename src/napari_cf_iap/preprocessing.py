@@ -84,7 +84,7 @@ class PreprocessState:
 
 def _check_finite(array: np.ndarray) -> None:
     if not np.all(np.isfinite(array)):
-        raise InputError("the image contains NaN or inf values; fix or mask them before editing")
+        raise InputError("the image contains NaN or inf values; fix or mask them first")
 
 
 def resize_slices(slices: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

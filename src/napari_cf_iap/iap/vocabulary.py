@@ -31,6 +31,31 @@ class IAPExtrapolationWarning(UserWarning):
     """A continuous IAP lies outside the range seen in training and was encoded anyway."""
 
 
+#: IAP -> (``cf-iap --target`` key, BIDS sidecar key) for the "how to supply it" hint.
+_SUPPLY_KEYS = {
+    "manufacturer": ("manufacturer", "Manufacturer"),
+    "model_name": ("model", "ManufacturersModelName"),
+    "field_strength": ("field", "MagneticFieldStrength"),
+    "scan_options": ("scan_options", "ScanOptions"),
+    "flip_angle": ("fa", "FlipAngle"),
+    "slice_thickness": ("st", "SliceThickness"),
+    "echo_time": ("te", "EchoTime"),
+    "repetition_time": ("tr", "RepetitionTime"),
+}
+
+
+def missing_iaps_message(missing: Iterable[str]) -> str:
+    """Names the unknown IAPs and the three ways to supply them (GUI, CLI, NIfTI sidecar)."""
+    names = list(missing)
+    cli = " ".join(f"--target {_SUPPLY_KEYS[n][0]}=VALUE" for n in names if n in _SUPPLY_KEYS)
+    bids = ", ".join(_SUPPLY_KEYS[n][1] for n in names if n in _SUPPLY_KEYS)
+    return (
+        f"IAPs {', '.join(names)} are missing (not in the image header, not given); supply "
+        f"them: in napari enter them in the widget's IAP table, on the command line add {cli}, "
+        f"or for NIfTI put {bids} in a BIDS JSON sidecar next to the image (times in seconds)"
+    )
+
+
 @dataclass(frozen=True)
 class IAPSlot:
     """Where one IAP lives in the vector: ``vector[start:stop]``."""
@@ -79,7 +104,9 @@ class IAPVocabulary:
         for name, values in self.categories.items():
             if not values or len(set(values)) != len(values):
                 raise IAPValueError(f"categories of {name} must be non-empty and unique")
-        self.continuous_range = {k: (float(a), float(b)) for k, (a, b) in self.continuous_range.items()}
+        self.continuous_range = {
+            k: (float(a), float(b)) for k, (a, b) in self.continuous_range.items()
+        }
         for name, (low, high) in self.continuous_range.items():
             if not (0 < low <= high and math.isfinite(high)):
                 raise IAPValueError(f"range of {name} must satisfy 0 < min <= max, got {low, high}")
@@ -108,7 +135,9 @@ class IAPVocabulary:
         for rec in records:
             missing = rec.missing()
             if missing:
-                raise IAPValueError(f"record {rec.summary()} lacks {missing}; cannot build vocabulary")
+                raise IAPValueError(
+                    f"record {rec.summary()} lacks {missing}; cannot build vocabulary"
+                )
             count += 1
             for name in CATEGORICAL_IAPS:
                 cats[name].add(_category_of(rec, name))
@@ -165,7 +194,7 @@ class IAPVocabulary:
         """
         missing = [n for n in (*CATEGORICAL_IAPS, *CONTINUOUS_IAPS) if getattr(record, n) is None]
         if missing:
-            raise IAPValueError(f"IAPs {missing} are missing; enter them or copy them from a layer")
+            raise IAPValueError(missing_iaps_message(missing))
         canonical: dict[str, Any] = {}
         for name in CATEGORICAL_IAPS:
             value = _category_of(record, name)
@@ -184,7 +213,9 @@ class IAPVocabulary:
             if not low <= value <= high:
                 message = f"{name} {value:g} is outside the trained range [{low:g}, {high:g}]"
                 if not allow_extrapolation:
-                    raise IAPValueError(message + "; choose a value in range or allow extrapolation")
+                    raise IAPValueError(
+                        message + "; choose a value in range or allow extrapolation"
+                    )
                 warnings.warn(message + " (extrapolating)", IAPExtrapolationWarning, stacklevel=2)
         manufacturer = self.model_manufacturer.get(canonical["model_name"], record.manufacturer)
         return IAPRecord(
@@ -224,7 +255,9 @@ class IAPVocabulary:
         """
         vector = np.asarray(vector, dtype=np.float64).reshape(-1)
         if vector.shape[0] != self.dim:
-            raise IAPValueError(f"expected an IAP vector of length {self.dim}, got {vector.shape[0]}")
+            raise IAPValueError(
+                f"expected an IAP vector of length {self.dim}, got {vector.shape[0]}"
+            )
         if not np.all(np.isfinite(vector)):
             raise IAPValueError("IAP vector contains NaN or inf")
         values: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import InputError
 from ..iap.record import IAPRecord
 from .dicom_tags import functional_group_value, iap_from_dataset
+from .limits import check_voxel_count
 
 #: Tags that can tell the time points (phases) of a multi-phase series apart, in order of trust.
 PHASE_TAGS = (
@@ -173,16 +174,43 @@ def _number(value: Any, default: float) -> float:
     return out if np.isfinite(out) else default
 
 
+def _whole_number(value: Any) -> int | None:
+    """An integer tag value, or ``None`` when it is absent, empty or not a whole number."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not np.isfinite(number) or number != int(number):
+        return None
+    return int(number)
+
+
+def _number_of_frames(path: Path, ds: Dataset) -> int:
+    """NumberOfFrames (1 when absent); :class:`InputError` when it is not a positive integer."""
+    raw = ds.get("NumberOfFrames")
+    if raw is None or raw == "":
+        return 1
+    n = _whole_number(raw)
+    if n is None or n < 1:
+        raise InputError(
+            f"{path} has an invalid NumberOfFrames {str(raw)!r}; the header is corrupt"
+        )
+    return n
+
+
 def frames_of(path: Path, ds: Dataset) -> list[Frame]:
     """The frames of one header: one for a classic file, NumberOfFrames for Enhanced MR."""
-    shape = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    shape = (_whole_number(ds.get("Rows")) or 0, _whole_number(ds.get("Columns")) or 0)
+    n_frames = _number_of_frames(path, ds)
+    check_voxel_count((n_frames, *shape), path)
     sop_uid = str(ds.get("SOPInstanceUID", path.name))
     for_uid = ds.get("FrameOfReferenceUID")
     for_uid = str(for_uid) if for_uid else None
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
-        n = int(ds.get("NumberOfFrames", 1) or 1)
         frames = []
-        for i in range(n):
+        for i in range(n_frames):
 
             def fg(seq: str, kw: str, i: int = i) -> Any:
                 return functional_group_value(ds, seq, kw, i)
@@ -217,7 +245,7 @@ def frames_of(path: Path, ds: Dataset) -> list[Frame]:
                 )
             )
         return frames
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    if n_frames > 1:
         raise InputError(
             f"{path} is a multi-frame image without per-frame geometry "
             "(no functional groups); convert it to single-frame DICOM or NIfTI first"
@@ -288,7 +316,7 @@ def _series_info(uid: str, entries: list[tuple[Path, Dataset]]) -> SeriesInfo:
     info = SeriesInfo(
         series_uid=uid,
         description=str(header.get("SeriesDescription", "") or ""),
-        series_number=int(number) if number not in (None, "") else None,
+        series_number=_whole_number(number),
         modality=str(header.get("Modality", "") or ""),
         study_uid=str(header.get("StudyInstanceUID")) if header.get("StudyInstanceUID") else None,
         patient_id=str(header.get("PatientID")) if header.get("PatientID") else None,

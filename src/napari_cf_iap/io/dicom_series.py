@@ -20,6 +20,7 @@ from .dicom_scan import (
     read_dataset,
     scan_dicom,
 )
+from .limits import check_voxel_count
 
 __all__ = ["read_dicom", "list_series", "SeriesInfo"]
 
@@ -50,7 +51,8 @@ def _choose_series(scan: DicomScan, path: Path, series_uid: str | None) -> Serie
         )
     if len(found) > 1:
         raise InputError(
-            f"{path} holds {len(found)} DICOM series; choose one by passing its series_uid:\n"
+            f"{path} holds {len(found)} DICOM series; choose one by passing its series_uid "
+            "(--series-uid on the command line):\n"
             f"{_series_listing(found)}"
         )
     return found[0]
@@ -98,11 +100,12 @@ def _load_pixels(frames: list, progress: Progress | None) -> np.ndarray:
                 f"{frame.path} holds no pixel data (SOP class "
                 f"{getattr(ds, 'SOPClassUID', 'unknown')}); it is not an image"
             )
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        if samples != 1:
+        samples = ds.get("SamplesPerPixel", 1)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2")
+        if samples not in (1, None, "") or not photometric.startswith("MONOCHROME"):
             raise InputError(
                 f"{frame.path} is a colour image ({samples} samples per pixel, "
-                f"{ds.get('PhotometricInterpretation', '?')}); only greyscale MR is supported"
+                f"{photometric}); only greyscale MR is supported"
             )
         try:
             with warnings.catch_warnings():
@@ -175,6 +178,9 @@ def read_dicom(
             listing = "; ".join(f"{p.name}: {why}" for p, why in scan.problems[:3])
             raise InputError(f"{exc}. Note: unreadable files were skipped: {listing}") from exc
         raise
+    check_voxel_count(
+        (len(geometry.frames), *geometry.frames[0].shape), f"series {info.series_uid} in {path}"
+    )
     data = _load_pixels(geometry.frames, progress)
     if scan.problems:
         warnings.warn(

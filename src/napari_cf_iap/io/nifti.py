@@ -20,6 +20,7 @@ from ..errors import IAPValueError, InputError
 from ..iap.record import IAPRecord
 from ..volume import Volume
 from .atomic import atomic_path, check_writable
+from .limits import check_voxel_count
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SWAP_ZX = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
@@ -113,9 +114,16 @@ def read_nifti(path: str | Path, iap: IAPRecord | None = None) -> Volume:
         raise InputError(f"{path} does not exist or is not a file")
     try:
         img = nib.load(str(path))
-        raw = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(f"cannot read NIfTI file {path}: {exc}") from exc
+        raise InputError(f"cannot read NIfTI file {path}: {exc or type(exc).__name__}") from exc
+    check_voxel_count(img.shape, path)
+    try:
+        raw = np.asanyarray(img.dataobj)
+    except Exception as exc:
+        raise InputError(
+            f"cannot read the voxels of NIfTI file {path} ({exc or type(exc).__name__}); "
+            "the file is truncated or corrupt"
+        ) from exc
     if raw.dtype.fields is not None:
         raise InputError(f"{path} holds RGB/structured voxels; only scalar volumes are supported")
     if raw.ndim == 2:

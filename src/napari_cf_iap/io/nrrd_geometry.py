@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import Volume
+from .limits import check_voxel_count
 
 _LPS_NAMES = {"left-posterior-superior", "lps"}
 _RAS_NAMES = {"right-anterior-superior", "ras"}
@@ -26,6 +27,9 @@ def read_nrrd_file(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file")
+    sizes = read_nrrd_header(path).get("sizes")
+    if sizes is not None:
+        check_voxel_count(np.atleast_1d(sizes), path)
     try:
         data, header = nrrd.read(str(path), index_order="F")
     except Exception as exc:  # pynrrd raises NRRDError, ValueError, zlib errors, ...
