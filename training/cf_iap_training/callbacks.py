@@ -25,8 +25,10 @@ def averaged_network(trainer: pl.Trainer, pl_module: pl.LightningModule) -> torc
 class LastCheckpoint(Callback):
     """Save ``last.ckpt`` every ``every_n_steps`` steps, at the end and on Ctrl-C, atomically.
 
-    It must come *before* the EMA callback in the callback list, so that at the end of training
-    it saves the raw weights (plus the EMA state) before the EMA callback overwrites them.
+    It must come *after* the EMA callback in the callback list, so that a checkpoint taken at
+    the end of a batch includes that step's EMA update. The final save happens at the end of
+    the last epoch (Lightning ends the epoch when it stops), before the EMA callback copies the
+    averaged weights into the model in ``on_train_end``.
     """
 
     def __init__(self, dirpath: str | Path, every_n_steps: int):
@@ -50,8 +52,11 @@ class LastCheckpoint(Callback):
         if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
             self.save(trainer)
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer)  # normally a no-op: already saved at the end of the epoch
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

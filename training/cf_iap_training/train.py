@@ -239,9 +239,10 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     every = min(preset.val_every_steps or 200, 200)  # last.ckpt at least every 200 steps
     monitor, mode = ("val_dice", "max") if opts.model == "seg" else ("val_loss", "min")
 
-    callbacks: list[Any] = [LastCheckpoint(ckpt_dir, every)]  # before the EMA callback
+    callbacks: list[Any] = []
     if preset.ema_decay:
         callbacks.append(EMAWeightAveraging(decay=preset.ema_decay))
+    callbacks.append(LastCheckpoint(ckpt_dir, every))  # after the EMA callback (see its doc)
     best = None
     if has_val:
         best = ModelCheckpoint(
