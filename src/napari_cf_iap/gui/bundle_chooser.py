@@ -101,8 +101,10 @@ class BundleChooser(QWidget):
 
     def _on_loaded(self, bundle: Any) -> None:
         self.bundle = bundle
-        name = getattr(bundle, "path", None) or "default"
-        self.status.setText(f"{self.kind}: {name} on {self.device}")
+        path = getattr(bundle, "path", None)
+        name = getattr(path, "name", None) or (str(path) if path else "default")
+        self.status.setText(f"loaded {self.kind} bundle {name!r} on {self.device}")
+        self.status.setToolTip(str(path or ""))
         self.loaded.emit(bundle)
 
     def _on_finished(self) -> None:

@@ -50,6 +50,7 @@ def show_side_by_side(viewer: Any, panels: list[tuple[Any, Any]]) -> ViewState:
     grid.stride = 2 if True in with_overlay else 1
     grid.shape = (1, len(panels))
     grid.enabled = True
+    viewer.reset_view()
     return state
 
 
@@ -65,6 +66,7 @@ def restore_view(viewer: Any, state: ViewState) -> None:
     for name, visible in state.visible.items():
         if name in viewer.layers:
             viewer.layers[name].visible = visible
+    viewer.reset_view()
 
 
 class ComparisonWidget(QWidget):

@@ -11,8 +11,8 @@ from . import core_api
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 CPU_WARNING = (
-    "⚠ Running on the CPU: a slice takes seconds, a whole volume minutes. "
-    "Use live preview on one slice, DDIM with few steps, or a CUDA/MPS device."
+    "⚠ Running on the CPU: a slice takes seconds, a volume minutes. "
+    "Prefer one slice, DDIM with few steps, or a GPU."
 )
 
 

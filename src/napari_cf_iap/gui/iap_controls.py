@@ -33,6 +33,8 @@ class IapControls(QWidget):
         self.combos: dict[str, QComboBox] = {}
         for name in CATEGORICAL_IAPS:
             combo = QComboBox()
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
             combo.setEditable(editable)
             combo.setObjectName(name)
             combo.currentTextChanged.connect(self._emit)

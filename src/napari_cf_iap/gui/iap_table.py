@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..iap import CATEGORICAL_IAPS, IAP_LABELS, IAP_NAMES, IAPRecord, PredictedIAP
@@ -45,7 +46,11 @@ class IapTable(QTableWidget):
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setVerticalHeaderLabels([IAP_LABELS[n] for n in IAP_NAMES])
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.Stretch)
+        for column in (COLUMNS.index("p"), COLUMNS.index("Match")):
+            header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
+        self.setTextElideMode(Qt.ElideMiddle)
         self.setWordWrap(False)
 
     def cell_text(self, name: str, column: str) -> str:
@@ -72,17 +77,23 @@ class IapTable(QTableWidget):
                 {True: "✓", False: "✗", None: ""}[agree],
             )
             for column, text in enumerate(cells):
-                self.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.setItem(row, column, item)
 
 
 def readout(prediction: PredictedIAP, target: IAPRecord | None, scope: str) -> str:
-    """One or two lines for the viewer's text overlay."""
+    """A few short lines for the viewer's text overlay."""
     record = prediction.record
     model_p = prediction.confidence("model_name") if "model_name" in prediction.probabilities else 0
-    line = f"Predicted IAPs ({scope}): {record.summary()}  [p(model)={model_p:.2f}]"
-    if target is None:
-        return line
-    names = [n for n in IAP_NAMES if n != "manufacturer"]
-    hits = [matches(record, target, n) for n in names]
-    counted = [h for h in hits if h is not None]
-    return f"{line}\nTarget {target.summary()}: {sum(counted)}/{len(counted)} IAPs recognised"
+    field = f"{record.field_strength:g} T" if record.field_strength else "? T"
+    lines = [
+        f"Predicted IAPs ({scope}):",
+        f"{record.manufacturer or '?'} {record.model_name} {field}  (p={model_p:.2f})",
+    ]
+    if target is not None:
+        names = [n for n in IAP_NAMES if n != "manufacturer"]
+        hits = [h for h in (matches(record, target, n) for n in names) if h is not None]
+        lines.append(f"Target {target.model_name} {target.field_strength:g} T: ")
+        lines[-1] += f"{sum(hits)}/{len(hits)} IAPs recognised"
+    return "\n".join(lines)

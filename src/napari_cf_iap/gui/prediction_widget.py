@@ -98,7 +98,9 @@ class PredictionWidget(QWidget):
             self.last_prediction = prediction
             self.table.fill(source, target, prediction)
             overlay = self.viewer.canvas.overlays.text
-            overlay.text = f"{layer.name}\n{readout(prediction, target, scope)}"
+            overlay.text = readout(prediction, target, scope)
+            overlay.position = "top_left"
+            overlay.font_size = 10
             overlay.visible = True
             self.runner.status.setText(f"predicted ({scope})")
 
