@@ -156,3 +156,22 @@ def test_split_store_never_leaks_a_patient(tmp_path):
 def test_stratified_split_rejects_bad_fractions():
     with pytest.raises(InputError, match="sum to 1"):
         stratified_split(crafted_categories(), {"train": 0.5, "test": 0.2})
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    from cf_iap_training.cli import main
+
+    assert main(["split", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cf-iap-train split: error:") and "prepare" in err and "\n" not in err
+    store = make_store(tmp_path / "s", n_patients=4)
+    store.write_table()
+    args = ["train", "cddgm", str(tmp_path / "s"), "--preset", "tiny", "--out", str(tmp_path / "r")]
+    assert main([*args, "--max-time", "soon"]) == 2
+    assert "HH:MM:SS" in capsys.readouterr().err
+    assert main(args) == 2  # no split yet
+    assert "split" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "checkpoints").exists()
+    assert main(["split", str(tmp_path / "s")]) == 0
+    assert main([*args, "--max-steps", "1"]) == 0  # a run that failed before training is redone
+    assert (tmp_path / "r" / "bundle" / "bundle.json").is_file()

@@ -1,8 +1,10 @@
 """``cf-iap-train``: prepare, split, train, augment, export (headless; never imports Qt).
 
-Sub-commands register themselves from ``COMMANDS``; a later issue adds evaluate/sweep/reproduce
-by appending ``(name, "module:add_parser")`` entries to :data:`EXTRA_COMMANDS` (or by
-editing the list) — each module exposes ``add_parser(subparsers)`` that sets ``handler``.
+Sub-commands register themselves from ``COMMANDS``. Hook for more (evaluate/sweep/reproduce):
+every module named in :data:`EXTRA_COMMANDS` that exists is imported and its
+``add_parser(subparsers)`` called; it adds its sub-parsers and sets ``handler(args) -> int``
+with ``set_defaults``. ``cf_iap_training.evaluation.commands`` is listed already, so the
+evaluation package only has to provide that module.
 Errors of our own types print one line and exit 2; ``--debug`` shows the traceback.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +22,7 @@ from napari_cf_iap import __version__
 from napari_cf_iap.errors import CfIapError
 
 #: hook for later sub-commands: ``"package.module"`` names exposing ``add_parser(sub)``
-EXTRA_COMMANDS: list[str] = []
+EXTRA_COMMANDS: list[str] = ["cf_iap_training.evaluation.commands"]
 
 
 def _add_prepare(sub: Any) -> None:
@@ -220,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     for name in EXTRA_COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+        if importlib.util.find_spec(name.rpartition(".")[0]) is None:
+            continue
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -159,7 +159,6 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         raise InputError(f"model must be one of {MODELS}, got {opts.model!r}")
     store = SliceStore.open(opts.store)
     run_file = opts.out / "run.json"
-    last = opts.out / "checkpoints" / "last.ckpt"
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     # DDP children (Lightning's launcher, torchrun, SLURM) rebuild the same run without writing
@@ -173,7 +172,8 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         )
         vocabulary = IAPVocabulary.from_dict(saved["vocabulary"])
         return preset, vocabulary, store, saved
-    if not follower and (run_file.exists() or last.exists()):
+    started = any((opts.out / name).exists() for name in ("checkpoints", "summary.json", "bundle"))
+    if not follower and started:
         raise OutputExistsError(
             f"{opts.out} already holds a run; pass --resume or choose another --out"
         )
@@ -193,7 +193,8 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
     }
     if not follower:
         opts.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=False)
+        # a run.json without checkpoints is from a run that failed before training: replace it
+        atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=True)
     return preset, vocabulary, store, saved
 
 
@@ -214,6 +215,9 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     if hw.threads:
         torch.set_num_threads(int(hw.threads))
     opts.out = Path(opts.out)
+    max_time = parse_duration(opts.max_time)  # bad flags fail before the run dir is made
+    if opts.log not in ("csv", "tensorboard"):
+        raise InputError(f"--log must be csv or tensorboard, got {opts.log!r}")
     preset, vocabulary, store, saved = _prepare_run_dir(opts)
     config = build_config(opts.model, preset, vocabulary)
     pl.seed_everything(opts.seed, workers=True, verbose=False)
@@ -319,7 +323,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         max_epochs=preset.max_epochs
         if preset.max_epochs is not None
         else (-1 if preset.max_steps > 0 else None),
-        max_time=parse_duration(opts.max_time),
+        max_time=max_time,
         val_check_interval=preset.val_every_steps if has_val and preset.val_every_steps else None,
         check_val_every_n_epoch=None if has_val and preset.val_every_steps else 1,
         limit_val_batches=(preset.val_batches or 1.0) if has_val else 0,
