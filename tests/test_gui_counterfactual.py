@@ -116,6 +116,22 @@ def test_live_preview_change_supersedes_the_running_request(cf, qtbot):
     assert sum(layer.name.startswith("CF preview") for layer in cf.viewer.layers) == 1
 
 
+def test_extrapolation_widens_the_sliders_and_warns(cf, qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
+    flip = cf.widget.target.sliders["flip_angle"]
+    assert flip.maximum() == 12.0  # the trained range
+    cf.widget.sampling.extrapolate.setChecked(True)
+    assert flip.maximum() == 18.0
+    flip.setValue(15.0)
+    _run(cf, qtbot)
+    request = cf.fake.calls[-1]["request"]
+    assert request.allow_extrapolation and request.target.flip_angle == 15.0
+    assert any("outside the trained range" in text for text in shown)
+    cf.widget.sampling.extrapolate.setChecked(False)
+    assert flip.maximum() == 12.0 and flip.value() == 12.0
+
+
 def test_copy_iaps_from_layer(cf, qtbot):
     other = tiny_volume(iap=SIEMENS_3.with_values(flip_angle=7.5))
     cf.viewer.add_image(other.data, **image_layer_kwargs(other, "siemens"))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from napari.utils.notifications import show_info, show_warning
+from napari.utils import notifications
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -18,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import CfIapError
-from ..iap import IAPVocabulary
+from ..iap import IAPExtrapolationWarning, IAPVocabulary
 from ..pipeline.requests import CounterfactualRequest
 from . import core_api
 from .bundle_chooser import BundleChooser
@@ -70,6 +71,7 @@ class CounterfactualWidget(QScrollArea):
         layout.addWidget(_group("Target IAPs", self.target, copy_row))
 
         self.sampling = SamplingControls()
+        self.sampling.extrapolate.toggled.connect(self.target.set_extrapolation)
         layout.addWidget(_group("Sampling", self.sampling))
 
         self.device = DeviceChooser()
@@ -117,23 +119,30 @@ class CounterfactualWidget(QScrollArea):
         """Set the target IAPs to those of the layer chosen next to the button."""
         layer = self.copy_from.layer()
         if layer is None:
-            show_warning("No image layer to copy IAPs from.")
+            notifications.show_warning("No image layer to copy IAPs from.")
             return
         record = layer_iap(layer)
         if record.missing():
-            show_warning(f"{layer.name!r} lacks IAPs {record.missing()}; those were not copied.")
+            notifications.show_warning(
+                f"{layer.name!r} lacks IAPs {record.missing()}; those were not copied."
+            )
         inexact = self.target.set_record(record)
         if inexact:
-            show_info(
+            notifications.show_info(
                 f"IAPs {inexact} of {layer.name!r} are outside this model's vocabulary or range; "
                 "the nearest allowed values are shown."
             )
 
     def request(self, *, preview: bool = False) -> CounterfactualRequest:
         """The request the controls describe (raises our errors on bad input)."""
-        target = self.vocabulary.validate(
-            self.target.record(), allow_extrapolation=self.sampling.extrapolate.isChecked()
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IAPExtrapolationWarning)
+            target = self.vocabulary.validate(
+                self.target.record(), allow_extrapolation=self.sampling.extrapolate.isChecked()
+            )
+        for warning in caught:
+            if not preview:
+                notifications.show_warning(str(warning.message))
         slices = None
         if preview or self.scope_slice.isChecked():
             slices = [current_slice(self.viewer, self.source.layer())]
@@ -175,7 +184,9 @@ class CounterfactualWidget(QScrollArea):
             return
         missing = self.source.record().missing()
         if missing:
-            show_warning(f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown.")
+            notifications.show_warning(
+                f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown."
+            )
         self.runner.start(job, self._controls)
 
     def cancel(self) -> None:

@@ -48,6 +48,7 @@ class IapControls(QWidget):
             slider.valueChanged.connect(self._emit)
             self.sliders[name] = slider
             layout.addRow(IAP_LABELS[name], slider)
+        self.extrapolate = False
         self.set_vocabulary(vocabulary)
 
     # ------------------------------------------------------------------ vocabulary
@@ -62,13 +63,29 @@ class IapControls(QWidget):
             combo.addItems(vocabulary.categories[name])
             combo.blockSignals(False)
         for name, slider in self.sliders.items():
-            low, high = vocabulary.continuous_range[name]
+            low, high = self._range(name)
             slider.setRange(low, high)
-            slider.setValue((low + high) / 2)
+            slider.setValue(sum(vocabulary.continuous_range[name]) / 2)
         self.blockSignals(False)
         if previous is not None:
             self.set_record(previous)
         self._update_manufacturer()
+
+    def _range(self, name: str) -> tuple[float, float]:
+        low, high = self.vocabulary.continuous_range[name]
+        return (low / 2, high * 1.5) if self.extrapolate else (low, high)
+
+    def set_extrapolation(self, on: bool) -> None:
+        """Widen the sliders beyond the trained ranges (x0.5 .. x1.5) or clamp back."""
+        self.extrapolate = on
+        self.blockSignals(True)
+        for name, slider in self.sliders.items():
+            value = float(slider.value())
+            low, high = self._range(name)
+            slider.setRange(low, high)
+            slider.setValue(min(max(value, low), high))
+        self.blockSignals(False)
+        self._emit()
 
     # ------------------------------------------------------------------ values
     def record(self) -> IAPRecord:
