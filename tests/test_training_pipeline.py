@@ -57,6 +57,7 @@ def test_prepare_streams_resumes_and_reports_skips(prepared):
     assert all(r["split"] == "train" for r in store.rows)  # every category has <= 2 patients
 
 
+@pytest.mark.slow
 def test_end_to_end_train_augment_and_train_with_augmentations(prepared):
     root, store_path = prepared["root"], prepared["store"]
     kinds = {"cddgm": "cddgm", "iap": "iap_predictor", "seg": "segmenter"}
@@ -104,6 +105,7 @@ def test_end_to_end_train_augment_and_train_with_augmentations(prepared):
     assert provenance["data"]["train_slices"] == originals + 2
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_step(tmp_path):
     make_store(tmp_path / "store", n_patients=20, masked=8, size=16).write_table()
     assert main(["split", str(tmp_path / "store")]) == 0

@@ -175,3 +175,21 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["split", str(tmp_path / "s")]) == 0
     assert main([*args, "--max-steps", "1"]) == 0  # a run that failed before training is redone
     assert (tmp_path / "r" / "bundle" / "bundle.json").is_file()
+
+
+def test_training_package_never_imports_qt():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cf_iap_training.cli, cf_iap_training.train, cf_iap_training.cddgm_module, "
+        "cf_iap_training.iap_module, cf_iap_training.seg_module, cf_iap_training.augment, "
+        "cf_iap_training.prepare; cf_iap_training.cli.build_parser(); "
+        "qt = ('napari', 'qtpy', 'PyQt5', 'PySide2'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in qt]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
