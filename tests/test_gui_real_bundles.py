@@ -64,6 +64,27 @@ def test_counterfactual_on_a_tiny_bundle_then_unload(scan, qtbot, tiny_bundles):
     assert widget.bundle.bundle is None and not any(p == path for p, _ in cached_bundles())
 
 
+def test_live_preview_on_a_tiny_bundle(scan, qtbot, tiny_bundles):
+    viewer, volume, layer = scan
+    widget = _cf_widget(viewer, qtbot, tiny_bundles["cddgm"])
+    widget.target.set_record(SIEMENS_3)
+    viewer.dims.set_point(0, layer.data_to_world([1, 0, 0])[0])
+    widget.live.setChecked(True)
+    name = "CF preview <- scan"
+    qtbot.waitUntil(lambda: name in viewer.layers and not widget.preview.busy, timeout=60000)
+    started = time.perf_counter()
+    widget.target.sliders["flip_angle"].setValue(8.0)
+    qtbot.waitUntil(lambda: viewer.layers[name].metadata["iap"]["flip_angle"] == 8.0, timeout=60000)
+    latency = time.perf_counter() - started
+    print(f"\nlive preview: slider change -> new layer {latency * 1000:.0f} ms (incl. debounce)")
+    preview = viewer.layers[name]
+    assert latency >= 0.3  # the debounce is honoured
+    assert preview.metadata["counterfactual"]["slices"] == [1]
+    assert preview.metadata["counterfactual"]["preview"] is True
+    assert sum(layer.name.startswith("CF ") for layer in viewer.layers) == 1
+    widget.live.setChecked(False)
+
+
 def test_prediction_and_segmentation_on_tiny_bundles(scan, qtbot, tiny_bundles):
     viewer, volume, layer = scan
     predictor = PredictionWidget(viewer)
