@@ -22,8 +22,12 @@ from torch import nn
 from .config import CDDGMConfig
 
 
-def build_unet(config: CDDGMConfig) -> DiffusionModelUNet:
-    """The MONAI UNet with its class embedding replaced by the IAP projection."""
+def build_unet(config: CDDGMConfig, *, use_flash_attention: bool = True) -> DiffusionModelUNet:
+    """The MONAI UNet with its class embedding replaced by the IAP projection.
+
+    ``use_flash_attention=False`` gives MONAI's default (unfused) attention, the same weights
+    and state-dict keys; only the benchmarks' naive reference uses it.
+    """
     unet = DiffusionModelUNet(
         spatial_dims=2,
         in_channels=config.in_channels,
@@ -38,7 +42,7 @@ def build_unet(config: CDDGMConfig) -> DiffusionModelUNet:
         cross_attention_dim=config.cross_attention_dim,
         num_class_embeds=1,
         dropout_cattn=0.0,
-        use_flash_attention=True,
+        use_flash_attention=use_flash_attention,
     )
     unet.class_embedding = nn.Sequential(
         nn.Linear(config.iap_dim, 4 * config.channels[0], bias=False), nn.SiLU()

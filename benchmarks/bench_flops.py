@@ -1,0 +1,193 @@
+"""FLOPs per cDDGM forward pass and achieved GFLOP/s against a matmul ceiling measured in the run.
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the network with
+MONAI's unfused attention (the counter has no formula for the CPU SDPA kernel, so it would
+miss the attention FLOPs of the fused network; the arithmetic is the same). The forward pass
+is then timed for each lever, interleaved with an fp32 4096² matmul (the ceiling; on CUDA
+also a bf16 one for the autocast path), and the achieved rate is divided by the ceiling.
+
+    python -m benchmarks.bench_flops [--device cuda] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_cf_iap.models.cddgm import ConditionalDenoiser
+from napari_cf_iap.models.config import CDDGMConfig
+from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
+
+from . import common
+from .bench_throughput import naive_copy
+from .fixtures import load_cddgm_or_untrained, randomise_zero_parameters
+
+CEILING_TARGET = 0.85
+CONV_OPS = ("convolution",)
+MATMUL_OPS = ("mm", "bmm", "addmm", "baddbmm", "matmul")
+
+
+@dataclass
+class FlopCount:
+    total: float
+    conv: float
+    matmul: float
+    fused_counted: float  # what the counter sees on the SDPA network (attention missing on CPU)
+
+
+def count_flops(model: ConditionalDenoiser, batch: int = 1) -> FlopCount:
+    """FLOPs of one forward pass of ``batch`` images (unfused attention so all are counted)."""
+    config = model.config
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, config.in_channels, config.image_size, config.image_size, device=device)
+    t = torch.zeros(batch, dtype=torch.long, device=device)
+    c = torch.zeros(batch, config.iap_dim, device=device)
+    naive = naive_copy(model)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        naive(x, t, c)
+    by_op = {str(op).split(".")[-1]: n for op, n in counter.get_flop_counts()["Global"].items()}
+    fused = FlopCounterMode(display=False)
+    with torch.inference_mode(), fused:
+        model.eval()(x, t, c)
+    return FlopCount(
+        total=float(counter.get_total_flops()),
+        conv=float(sum(n for op, n in by_op.items() if op in CONV_OPS)),
+        matmul=float(sum(n for op, n in by_op.items() if op in MATMUL_OPS)),
+        fused_counted=float(fused.get_total_flops()),
+    )
+
+
+def lever_variants(
+    model: ConditionalDenoiser, device: torch.device, batch: int
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """One forward pass of ``batch`` images per lever, cumulative, ending with the product."""
+    config = model.config
+    gen = torch.Generator("cpu").manual_seed(0)
+    shape = (batch, config.in_channels, config.image_size, config.image_size)
+    x = torch.randn(shape, generator=gen).to(device)
+    t = torch.full((batch,), 40, dtype=torch.long, device=device)
+    c = torch.rand(batch, config.iap_dim, generator=gen).to(device)
+    naive = naive_copy(model)
+    fused = copy.deepcopy(model).eval()
+    fused_cl = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    sampler = CounterfactualSampler(copy.deepcopy(model), device=device)
+
+    def infer(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return fn()
+
+        return run
+
+    return {
+        "MONAI default attention, gradients on": lambda: naive(x, t, c),
+        "+ SDPA attention": lambda: fused(x, t, c),
+        "+ inference_mode": infer(lambda: fused(x, t, c)),
+        "+ channels_last": infer(lambda: fused_cl(x_cl, t, c)),
+        "product: sampler.guided_eps (w=1, one forward)": infer(
+            lambda: sampler.guided_eps(x, 40 + 1, c, guidance=1.0)
+        ),
+    }
+
+
+def measure(
+    model: ConditionalDenoiser,
+    device: torch.device,
+    batch: int,
+    repeats: int,
+    skip: Sequence[str] = (),
+) -> tuple[FlopCount, dict[str, list[float]], dict[str, list[float]]]:
+    """(FLOP count, forward times per lever, ceiling times) measured interleaved."""
+    flops = count_flops(model)
+    variants = {k: v for k, v in lever_variants(model, device, batch).items() if k not in skip}
+    n = 4096
+    gen = torch.Generator("cpu").manual_seed(1)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    ceilings: dict[str, Callable[[], torch.Tensor]] = {"fp32 matmul 4096²": lambda: a @ b}
+    if device.type == "cuda":
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        ceilings["bf16 matmul 4096²"] = lambda: a16 @ b16
+    times, _ = common.interleaved({**ceilings, **variants}, device, repeats=repeats, warmup=1)
+    return flops, {k: times[k] for k in variants}, {k: times[k] for k in ceilings}
+
+
+def gflops(flop: float, seconds: float) -> float:
+    return flop / seconds / 1e9
+
+
+def table(label: str, flops: FlopCount, batch: int, times, ceilings, targeted: bool = True) -> str:
+    n = 4096
+    ceiling = {k: gflops(2.0 * n**3, common.median(v)) for k, v in ceilings.items()}
+    fp32 = ceiling["fp32 matmul 4096²"]
+    product_ceiling = ceiling.get("bf16 matmul 4096²", fp32)  # autocast path on CUDA
+    rows = []
+    for name, values in times.items():
+        rate = gflops(flops.total * batch, common.median(values))
+        product = name.startswith("product")
+        ref = product_ceiling if product else fp32
+        fraction = rate / ref
+        target = ""
+        if product:
+            met = fraction >= CEILING_TARGET if targeted else None
+            target = common.verdict(met, f"{100 * fraction:.0f}% of the ceiling")
+        rows.append([name, common.spread(values), f"{rate:.1f}", f"{100 * fraction:.0f}%", target])
+    head = (
+        f"**{label}** — {flops.total / 1e9:.1f} GFLOP per image per forward pass "
+        f"(convolutions {flops.conv / 1e9:.1f}, matmuls incl. attention "
+        f"{flops.matmul / 1e9:.1f}; the counter sees only {flops.fused_counted / 1e9:.1f} on the "
+        f"SDPA network). Batch {batch}. Ceilings: "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in ceiling.items())
+        + "."
+    )
+    headers = ["forward pass", "time", "GFLOP/s", "of ceiling", f">= {CEILING_TARGET:.0%}"]
+    return head + "\n\n" + common.markdown_table(headers, rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = common.base_parser(__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=None, help="images per forward pass")
+    parser.add_argument("--cddgm", default=None, help="default cDDGM bundle path")
+    parser.add_argument("--skip-paper", action="store_true")
+    args = parser.parse_args(argv)
+    device = common.setup(args)
+    batch = args.batch or (16 if device.type == "cuda" else 1)
+    parts = []
+    if not args.skip_paper:
+        torch.manual_seed(0)
+        paper = ConditionalDenoiser(CDDGMConfig.paper(iap_dim=21)).to(device)
+        randomise_zero_parameters(paper)
+        flops, times, ceilings = measure(paper, device, batch, args.repeats)
+        parts.append(table("paper config, 224²", flops, batch, times, ceilings))
+        del paper
+    small, weights = load_cddgm_or_untrained(args.cddgm, device)
+    flops, times, ceilings = measure(small, device, batch, args.repeats)
+    label = f"default bundle config, {small.config.image_size}² ({weights})"
+    parts.append(table(label, flops, batch, times, ceilings, targeted=False))
+    parts.append(
+        f"Medians of {args.repeats} interleaved rounds (min-max). The levers are cumulative "
+        "(each row adds one to the row above); the last row is the sampler's own forward pass "
+        "(its memory format and autocast). The target applies to the paper config's product "
+        "forward pass on CPU."
+    )
+    with contextlib.suppress(Exception):
+        torch.cuda.empty_cache()
+    common.report(
+        "flops",
+        "FLOPs per forward pass and achieved GFLOP/s vs the matmul ceiling",
+        "\n\n".join(parts),
+        device,
+        write=not args.no_write,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

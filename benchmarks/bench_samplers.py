@@ -1,0 +1,352 @@
+"""DDIM fast path vs DDPM on the trained simulator bundles: time, ground-truth SSIM, IAP fooling.
+
+The simulator renders one anatomy under two protocols (GE and Siemens, alternating direction
+per subject), so every edit has a true re-acquisition. For each noise level t0 in {25, 50, 75}
+the source slices are edited towards the other protocol with DDPM (t0 ancestral steps, the
+paper) and with DDIM in 5, 10 and 20 steps, with the same seeds. Everything is scored in model
+space, as in the paper: SSIM (MONAI, data range 1, kernel 11) and MAE to the true
+re-acquisition after the same preprocessing, and the IAP predictor's top-1 accuracy against
+the *target* categorical IAPs (fooling accuracy; edits upsampled to the predictor's size and
+re-normalised, the source and the truth scored the same way as references).
+
+Speed is timed separately on a few slices: DDPM-50 against each DDIM variant at t0 = 50,
+interleaved rounds, medians.
+
+Needs the trained default bundles (or ``--cddgm``/``--iap`` paths); prints
+"bundles not available" otherwise.
+
+    python -m benchmarks.bench_samplers [--cddgm RUN/bundle --iap RUN/bundle] [--threads 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import common
+from .fixtures import shipped_bundle
+
+T0S = (25, 50, 75)
+DDIM_STEPS = (5, 10, 20)
+SPEEDUP_TARGET = 8.0
+SSIM_TOLERANCE = 0.01
+FOOLING_TOLERANCE = 2.0  # percentage points
+
+
+@dataclass
+class EvalSet:
+    """Source and truth slices in model space, target vectors, labels and seeds."""
+
+    source: np.ndarray  # (n, 1, s, s)
+    truth: np.ndarray  # (n, 1, s, s)
+    targets: np.ndarray  # (n, D)
+    records: list  # (n,) target IAPRecords
+    seeds: list[int]
+    directions: list[str] = field(default_factory=list)
+
+
+def build_eval_set(
+    vocab, size: int, subjects: int, slices_per_subject: int, seed: int = 100
+) -> EvalSet:
+    """Simulated GE/Siemens pairs of ``subjects`` anatomies, central slices, in model space."""
+    from napari_cf_iap.pipeline.slices import to_model_stack
+    from napari_cf_iap.simulator import sample_pair
+
+    sources, truths, targets, records, seeds, directions = [], [], [], [], [], []
+    for i in range(subjects):
+        ge, siemens = sample_pair(seed + i, (16, 160, 160))
+        src, tru = (ge, siemens) if i % 2 == 0 else (siemens, ge)
+        n = src.volume.shape[0]
+        idx = np.linspace(n // 4, 3 * n // 4, slices_per_subject).round().astype(int).tolist()
+        target = vocab.validate(tru.volume.iap, allow_extrapolation=True)
+        vector = vocab.encode(target, allow_extrapolation=True)
+        sources.append(to_model_stack(src.volume, idx, size, 10.0, 99.0).images)
+        truths.append(to_model_stack(tru.volume, idx, size, 10.0, 99.0).images)
+        targets += [vector] * len(idx)
+        records += [target] * len(idx)
+        seeds += [1000 * i + j for j in idx]
+        directions.append(f"{src.volume.iap.model_name} -> {tru.volume.iap.model_name}")
+    return EvalSet(
+        np.concatenate(sources)[:, None],
+        np.concatenate(truths)[:, None],
+        np.stack(targets).astype(np.float32),
+        records,
+        seeds,
+        directions,
+    )
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM over slice pairs (the evaluation's MONAI SSIM: data range 1, window 11)."""
+    from cf_iap_training.evaluation.metrics import ssim_per_image
+
+    return float(np.mean(ssim_per_image(a, b)))
+
+
+def fooling_accuracy(images: np.ndarray, eval_set: EvalSet, predictor, device) -> float:
+    """Top-1 accuracy (%) of the IAP predictor against the target IAPs, averaged over the
+    categorical IAPs (the evaluation's ``iap_scores``)."""
+    from cf_iap_training.evaluation.metrics import iap_scores
+
+    from napari_cf_iap.fidelity import normalise_per_slice
+    from napari_cf_iap.iap import CATEGORICAL_IAPS
+    from napari_cf_iap.preprocessing import resize_slices
+
+    size = int(predictor.preprocessing.get("size", predictor.config.image_size))
+    resized = normalise_per_slice(resize_slices(images[:, 0], (size, size))).astype(np.float32)
+    with torch.inference_mode():
+        raw = predictor.model(torch.from_numpy(resized[:, None]).to(device)).float().cpu()
+    scores = iap_scores(raw, eval_set.records, predictor.vocab)
+    return float(100.0 * np.mean([scores[name] for name in CATEGORICAL_IAPS]))
+
+
+@dataclass
+class Variant:
+    sampler: str
+    t0: int
+    ddim_steps: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.sampler == "ddpm":
+            return f"DDPM t0={self.t0} ({self.t0} steps)"
+        return f"DDIM t0={self.t0} ({self.ddim_steps} steps)"
+
+    @property
+    def model_calls(self) -> int:
+        return self.t0 if self.sampler == "ddpm" else min(self.ddim_steps, self.t0)
+
+    def run(self, sampler, x, targets, seeds, guidance, batch_size):
+        return sampler.generate(
+            x,
+            targets,
+            steps=self.t0,
+            guidance=guidance,
+            sampler=self.sampler,
+            ddim_steps=max(1, self.ddim_steps),
+            seeds=seeds,
+            batch_size=batch_size,
+        ).numpy()
+
+
+def grid(t0s: Sequence[int] = T0S, ddim_steps: Sequence[int] = DDIM_STEPS) -> list[Variant]:
+    out = []
+    for t0 in t0s:
+        out.append(Variant("ddpm", t0))
+        out += [Variant("ddim", t0, n) for n in ddim_steps]
+    return out
+
+
+def evaluate(sampler, predictor, eval_set, variants, guidance, batch_size, device) -> list[dict]:
+    """Quality (and one wall time) of every variant on the whole evaluation set."""
+    rows = []
+    for v in variants:
+        seconds, edited = common.timed(
+            lambda v=v: v.run(
+                sampler, eval_set.source, eval_set.targets, eval_set.seeds, guidance, batch_size
+            ),
+            device,
+        )
+        rows.append(
+            {
+                "variant": v,
+                "seconds": seconds,
+                "ssim": ssim(edited, eval_set.truth),
+                "mae": float(np.abs(edited - eval_set.truth).mean()),
+                "fooling": fooling_accuracy(edited, eval_set, predictor, device),
+            }
+        )
+    return rows
+
+
+def time_against_ddpm(sampler, eval_set, t0, ddim_steps, guidance, slices, repeats, device):
+    """Interleaved medians: DDPM at t0 vs DDIM variants at t0, on ``slices`` slices."""
+    x, targets, seeds = eval_set.source[:slices], eval_set.targets[:slices], eval_set.seeds[:slices]
+    variants = [Variant("ddpm", t0)] + [Variant("ddim", t0, n) for n in ddim_steps]
+    fns = {
+        v.name: (lambda v=v: v.run(sampler, x, targets, seeds, guidance, slices)) for v in variants
+    }
+    times, _ = common.interleaved(fns, device, repeats=repeats, warmup=0)
+    return variants, times
+
+
+def knee(rows: list[dict], t0: int) -> tuple[Variant | None, dict]:
+    """Fewest DDIM steps at ``t0`` within the SSIM/fooling tolerances of DDPM at ``t0``."""
+    ddpm = next(r for r in rows if r["variant"].sampler == "ddpm" and r["variant"].t0 == t0)
+    ok = [
+        r
+        for r in rows
+        if r["variant"].sampler == "ddim"
+        and r["variant"].t0 == t0
+        and abs(r["ssim"] - ddpm["ssim"]) <= SSIM_TOLERANCE
+        and abs(r["fooling"] - ddpm["fooling"]) <= FOOLING_TOLERANCE
+    ]
+    best = min(ok, key=lambda r: r["variant"].ddim_steps, default=None)
+    return (best["variant"] if best else None), ddpm
+
+
+def not_available(missing: list[str]) -> str:
+    return (
+        "bundles not available: "
+        + "; ".join(missing)
+        + ". Train them (training/README.md) or pass --cddgm/--iap bundle paths."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = common.base_parser(__doc__.split("\n")[0])
+    parser.add_argument("--cddgm", default=None, help="trained cDDGM bundle (default: shipped)")
+    parser.add_argument("--iap", default=None, help="trained IAP-predictor bundle")
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--slices-per-subject", type=int, default=2)
+    parser.add_argument("--guidance", type=float, default=None, help="default: the bundle's")
+    parser.add_argument("--time-slices", type=int, default=2, help="slices in the timing runs")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--t0", type=int, nargs="+", default=list(T0S))
+    parser.add_argument("--ddim-steps", type=int, nargs="+", default=list(DDIM_STEPS))
+    args = parser.parse_args(argv)
+    device = common.setup(args)
+
+    paths = {"cddgm": args.cddgm, "iap_predictor": args.iap}
+    missing = []
+    for kind, path in paths.items():
+        if path is None:
+            shipped = shipped_bundle(kind)
+            paths[kind] = shipped
+            if shipped is None:
+                missing.append(f"no shipped {kind} bundle")
+        elif not (Path(path) / "bundle.json").is_file():
+            missing.append(f"{path} is not a bundle")
+    if missing:
+        message = not_available(missing)
+        print(message)
+        common.report("samplers", TITLE, message, device, write=not args.no_write)
+        return 0
+
+    from napari_cf_iap.bundles.bundle import load_bundle
+    from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
+
+    cddgm = load_bundle(paths["cddgm"], device, kind="cddgm")
+    predictor = load_bundle(paths["iap_predictor"], device, kind="iap_predictor")
+    guidance = args.guidance
+    if guidance is None:
+        guidance = float(cddgm.inference_defaults.get("guidance", 3.0))
+    size = int(cddgm.preprocessing.get("size", cddgm.config.image_size))
+    eval_set = build_eval_set(cddgm.vocab, size, args.subjects, args.slices_per_subject)
+    sampler = CounterfactualSampler(cddgm.model, cddgm.vocab, device=device)
+    rows = evaluate(
+        sampler, predictor, eval_set, grid(args.t0, args.ddim_steps), guidance,
+        args.batch_size, device,
+    )  # fmt: skip
+    ref_t0 = 50 if 50 in args.t0 else args.t0[0]
+    timed_variants, times = time_against_ddpm(
+        sampler, eval_set, ref_t0, args.ddim_steps, guidance, args.time_slices, args.repeats, device
+    )
+    body = render(
+        args, cddgm, predictor, eval_set, rows, timed_variants, times, guidance, device, ref_t0
+    )
+    common.report("samplers", TITLE, body, device, write=not args.no_write)
+    return 0
+
+
+TITLE = "DDIM fast path vs DDPM (trained simulator bundles)"
+
+
+def render(
+    args, cddgm, predictor, eval_set, rows, timed_variants, times, guidance, device, ref_t0=50
+):
+    ref_source = ssim(eval_set.source, eval_set.truth)
+    fool_source = fooling_accuracy(eval_set.source, eval_set, predictor, device)
+    fool_truth = fooling_accuracy(eval_set.truth, eval_set, predictor, device)
+    n = len(eval_set.seeds)
+    quality_rows = []
+    for r in rows:
+        v = r["variant"]
+        quality_rows.append(
+            [
+                v.name,
+                v.model_calls,
+                f"{r['seconds']:.1f} s",
+                f"{r['ssim']:.4f}",
+                f"{r['mae']:.4f}",
+                f"{r['fooling']:.1f}%",
+            ]  # fmt: skip
+        )
+    ddpm50 = common.median(times[timed_variants[0].name])
+    speed_rows = []
+    knee_variant, ddpm_row = knee(rows, ref_t0)
+    for v in timed_variants:
+        med = common.median(times[v.name])
+        speedup = ddpm50 / med
+        line = [v.name, common.spread(times[v.name]), f"{speedup:.1f}x"]
+        if v.sampler == "ddim":
+            q = next((r for r in rows if r["variant"] == v), None)
+            if q is not None:
+                d_ssim = q["ssim"] - ddpm_row["ssim"]
+                d_fool = q["fooling"] - ddpm_row["fooling"]
+                met = (
+                    speedup >= SPEEDUP_TARGET
+                    and abs(d_ssim) <= SSIM_TOLERANCE
+                    and abs(d_fool) <= FOOLING_TOLERANCE
+                )
+                reasons = []
+                if speedup < SPEEDUP_TARGET:
+                    reasons.append(f"{speedup:.1f}x < 8x ({v.model_calls} vs {ref_t0} model calls)")
+                if abs(d_ssim) > SSIM_TOLERANCE:
+                    reasons.append(f"SSIM {d_ssim:+.4f}")
+                if abs(d_fool) > FOOLING_TOLERANCE:
+                    reasons.append(f"fooling {d_fool:+.1f} pts")
+                line += [
+                    f"{d_ssim:+.4f}",
+                    f"{d_fool:+.1f}",
+                    common.verdict(met, "; ".join(reasons)),
+                ]
+        else:
+            line += ["", "", "reference"]
+        speed_rows.append(line)
+    knee_text = (
+        f"Knee at t0 = {ref_t0}: **{knee_variant.name}** is the fewest DDIM steps within "
+        f"{SSIM_TOLERANCE} SSIM and {FOOLING_TOLERANCE:g} points of fooling accuracy of DDPM."
+        if knee_variant
+        else f"At t0 = {ref_t0} no DDIM step count tested stays within the tolerances of DDPM; "
+        "see the curve above."
+    )
+    parts = [
+        f"cDDGM `{cddgm.path}` (sha256 {cddgm.sha256[:12]}, {size_of(cddgm)}²), IAP predictor "
+        f"`{predictor.path}`; guidance {guidance:g}; {n} slices from {args.subjects} simulated "
+        f"subjects ({', '.join(sorted(set(eval_set.directions)))}).",
+        f"References: no edit (source vs truth) SSIM {ref_source:.4f}; fooling accuracy of the "
+        f"unedited source {fool_source:.1f}% and of the true re-acquisition {fool_truth:.1f}% "
+        f"(one slice-IAP decision = {100 / (3 * n):.1f} points).",
+        "",
+        "Quality (whole evaluation set, one run each):",
+        "",
+        common.markdown_table(
+            ["variant", "model calls", "time", "SSIM to truth", "MAE to truth", "fooling acc."],
+            quality_rows,
+        ),
+        "",
+        f"Speed (t0 = {ref_t0}, {args.time_slices} slices, medians of {args.repeats} interleaved "
+        "rounds) and the target (>= 8x faster than DDPM-50, SSIM within 0.01, fooling within 2 "
+        "points):",
+        "",
+        common.markdown_table(
+            ["variant", "time", f"speed-up vs DDPM-{ref_t0}", "ΔSSIM", "Δfooling (pts)", "target"],
+            speed_rows,
+        ),
+        "",
+        knee_text,
+    ]
+    return "\n".join(parts)
+
+
+def size_of(bundle) -> int:
+    return int(bundle.preprocessing.get("size", bundle.config.image_size))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
