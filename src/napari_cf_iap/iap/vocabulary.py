@@ -312,11 +312,6 @@ class IAPVocabulary:
         except json.JSONDecodeError as exc:
             raise IAPValueError(f"vocabulary is not valid JSON: {exc}") from exc
 
-    def save(self, path: str | Path) -> None:
-        from ..io.atomic import atomic_write_text
-
-        atomic_write_text(Path(path), self.to_json(), overwrite=True)
-
     @classmethod
     def load(cls, path: str | Path) -> IAPVocabulary:
         return cls.from_json(Path(path).read_text())
