@@ -12,7 +12,10 @@ from .iap.record import IAPRecord
 
 
 def affine_from_geometry(
-    origin: np.ndarray, row_cosine: np.ndarray, col_cosine: np.ndarray, spacing: tuple[float, float, float]
+    origin: np.ndarray,
+    row_cosine: np.ndarray,
+    col_cosine: np.ndarray,
+    spacing: tuple[float, float, float],
 ) -> np.ndarray:
     """4x4 affine mapping array index (z, y, x, 1) to patient LPS millimetres.
 

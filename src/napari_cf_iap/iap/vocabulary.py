@@ -265,10 +265,7 @@ class IAPVocabulary:
         for slot in self.slots:
             block = vector[slot.start : slot.stop]
             if slot.categorical:
-                if logits:
-                    p = np.exp(block - block.max())
-                else:
-                    p = np.clip(block, 0, None)
+                p = np.exp(block - block.max()) if logits else np.clip(block, 0, None)
                 total = p.sum()
                 p = p / total if total > 0 else np.full_like(p, 1.0 / len(p))
                 names = self.categories[slot.name]
