@@ -1,4 +1,4 @@
-"""napari-cf-iap: counterfactual MRI acquisition-parameter editing with a conditional diffusion model.
+"""napari-cf-iap: counterfactual MRI acquisition-parameter editing with a conditional DDGM.
 
 Importing this package is cheap: torch, MONAI and napari are only imported by the submodules
 that need them.
