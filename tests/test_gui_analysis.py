@@ -13,6 +13,8 @@ from napari_cf_iap.gui.prediction_widget import PredictionWidget
 from napari_cf_iap.gui.segmentation_widget import SegmentationWidget
 from napari_cf_iap.metrics_basic import accuracy_per_label, dice_per_label
 
+pytestmark = pytest.mark.gui
+
 
 @pytest.fixture
 def scene(make_napari_viewer, monkeypatch):
@@ -121,3 +123,41 @@ def test_comparison_view_and_restore(scene):
     widget.set_panels([(scan, None), (scan, None)])
     widget.compare()  # the same layer twice is refused with a message, not a crash
     assert "one panel only" in widget.status.text() and not viewer.grid.enabled
+
+
+def test_widgets_opened_from_the_plugin_menu_work_end_to_end(scene, qtbot):
+    """napari hands plugin widgets a public-only proxy of the viewer: the real user path."""
+    viewer, volume, scan, fake = scene
+    other = viewer.add_image(volume.data * 2, **image_layer_kwargs(volume, "other"))
+    widgets = {}
+    for name in ("Counterfactual acquisition", "IAP prediction", "Fat/FGT segmentation",
+                 "Side-by-side comparison"):  # fmt: skip
+        _, widgets[name] = viewer.window.add_plugin_dock_widget("napari-cf-iap", name)
+    assert [type(w).__name__ for w in widgets.values()] == [
+        "CounterfactualWidget", "PredictionWidget", "SegmentationWidget", "ComparisonWidget"
+    ]  # fmt: skip
+
+    cf = widgets["Counterfactual acquisition"]
+    qtbot.waitUntil(lambda: cf.bundle.bundle is not None, timeout=5000)
+    cf.source.picker.set_layer(scan)
+    cf.target.set_record(SIEMENS_3)
+    cf.run()
+    qtbot.waitUntil(lambda: not cf.runner.running, timeout=10000)
+    assert viewer.layers[-1].name == f"CF {SIEMENS_3.summary()} <- scan"
+
+    segmenter = widgets["Fat/FGT segmentation"]
+    segmenter.add_bundle("/bundles/seg-augmented", "augmented")
+    segmenter.image_picker.set_layer(scan)
+    segmenter.run()
+    qtbot.waitUntil(lambda: not segmenter.runner.running, timeout=10000)
+    segmenter.compare()
+    assert viewer.grid.enabled and viewer.grid.stride == 2
+
+    comparison = widgets["Side-by-side comparison"]
+    comparison.single()
+    comparison.set_panels([(scan, None), (other, None)])
+    comparison.compare()
+    assert viewer.grid.enabled and viewer.grid.stride == 1
+    assert [layer.name for layer in viewer.layers if layer.visible] == ["scan", "other"]
+    comparison.single()
+    assert not viewer.grid.enabled

@@ -11,6 +11,8 @@ from gui_support import GE_15, SIEMENS_3, FakeCore, tiny_volume
 from napari_cf_iap.gui.counterfactual_widget import CounterfactualWidget
 from napari_cf_iap.gui.layer_metadata import image_layer_kwargs
 
+pytestmark = pytest.mark.gui
+
 
 @pytest.fixture
 def cf(make_napari_viewer, qtbot, monkeypatch):

@@ -12,6 +12,8 @@ from napari_cf_iap.gui.layer_metadata import image_layer_kwargs, labels_layer_kw
 from napari_cf_iap.gui.reader import get_reader
 from napari_cf_iap.io import read_volume, write_duke_mask_nrrd, write_nifti
 
+pytestmark = pytest.mark.gui
+
 PLUGIN = "napari-cf-iap"
 
 

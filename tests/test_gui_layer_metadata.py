@@ -14,6 +14,8 @@ from napari_cf_iap.gui.layer_metadata import (
     volume_from_state,
 )
 
+pytestmark = pytest.mark.gui
+
 napari = pytest.importorskip("napari")
 
 

@@ -15,6 +15,8 @@ from napari_cf_iap.gui.layer_metadata import image_layer_kwargs
 from napari_cf_iap.gui.prediction_widget import PredictionWidget
 from napari_cf_iap.gui.segmentation_widget import SegmentationWidget
 
+pytestmark = pytest.mark.gui
+
 #: Longest tolerated event-loop stall while a volume generates (CI machines are noisy).
 STALL_BOUND_S = 0.25
 
@@ -62,6 +64,24 @@ def test_counterfactual_on_a_tiny_bundle_then_unload(scan, qtbot, tiny_bundles):
     assert any(p == path for p, _ in cached_bundles())
     widget.bundle.unload_button.click()
     assert widget.bundle.bundle is None and not any(p == path for p, _ in cached_bundles())
+
+
+def test_cancel_stops_the_real_core_mid_run_without_a_layer(scan, qtbot, tiny_bundles):
+    viewer, volume, layer = scan
+    widget = _cf_widget(viewer, qtbot, tiny_bundles["cddgm"])
+    widget.target.set_record(SIEMENS_3)
+    widget.scope_volume.setChecked(True)
+    widget.sampling.sampler.setCurrentText("DDPM")
+    widget.sampling.steps.setValue(200)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.runner.progress.value() >= 1, timeout=60000)
+    started = time.perf_counter()
+    widget.runner.cancel_button.click()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
+    print(f"\ncancel took effect after {(time.perf_counter() - started) * 1000:.0f} ms")
+    assert widget.runner.progress.value() < widget.runner.progress.maximum()
+    assert [layer.name for layer in viewer.layers] == ["scan"]
+    assert "cancelled" in widget.runner.status.text()
 
 
 def test_live_preview_on_a_tiny_bundle(scan, qtbot, tiny_bundles):

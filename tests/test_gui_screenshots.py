@@ -20,7 +20,7 @@ from napari_cf_iap.gui.prediction_widget import PredictionWidget
 from napari_cf_iap.gui.sample_data import SIEMENS_3T
 from napari_cf_iap.gui.segmentation_widget import SegmentationWidget
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
 def _bundle(kind: str, tiny_bundles: dict) -> str | None:

@@ -10,6 +10,8 @@ import pytest
 from napari_cf_iap.errors import CancelledError, InputError
 from napari_cf_iap.gui.workers import Job
 
+pytestmark = pytest.mark.gui
+
 
 def _steps(n, delay=0.0, record=None):
     def call(progress, should_stop):

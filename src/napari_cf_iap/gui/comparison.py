@@ -35,7 +35,8 @@ def show_side_by_side(viewer: Any, panels: list[tuple[Any, Any]]) -> ViewState:
     if len(with_overlay) > 1:
         raise InputError("choose an overlay for every panel or for none")
     chosen = [layer for panel in panels for layer in panel if layer is not None]
-    if len({id(layer) for layer in chosen}) != len(chosen):
+    names = [layer.name for layer in chosen]  # names are unique; proxies are not identical
+    if len(set(names)) != len(names):
         raise InputError("a layer can sit in one panel only; duplicate it first (Layers menu)")
     grid = viewer.grid
     state = ViewState(
@@ -43,10 +44,10 @@ def show_side_by_side(viewer: Any, panels: list[tuple[Any, Any]]) -> ViewState:
         visible={layer.name: layer.visible for layer in viewer.layers},
         grid=(grid.enabled, grid.stride, tuple(grid.shape)),
     )
-    for index, layer in enumerate(chosen):
-        viewer.layers.move(viewer.layers.index(layer), index)
+    for index, name in enumerate(names):
+        viewer.layers.move(viewer.layers.index(viewer.layers[name]), index)
     for layer in viewer.layers:
-        layer.visible = layer in chosen
+        layer.visible = layer.name in names
     grid.stride = 2 if True in with_overlay else 1
     grid.shape = (1, len(panels))
     grid.enabled = True
@@ -55,9 +56,10 @@ def show_side_by_side(viewer: Any, panels: list[tuple[Any, Any]]) -> ViewState:
 
 
 def restore_view(viewer: Any, state: ViewState) -> None:
-    """Undo :func:`show_side_by_side` (layers added or removed since are left alone)."""
-    enabled, stride, shape = state.grid
-    viewer.grid.enabled = enabled
+    """Back to a single view: grid off, layer order and visibility as before
+    :func:`show_side_by_side` (layers added or removed since are left alone)."""
+    _, stride, shape = state.grid
+    viewer.grid.enabled = False
     viewer.grid.stride = stride
     viewer.grid.shape = shape
     present = [name for name in state.order if name in viewer.layers]
@@ -129,4 +131,5 @@ class ComparisonWidget(QWidget):
         if self.state is not None:
             restore_view(self.viewer, self.state)
             self.state = None
+        self.viewer.grid.enabled = False
         self.status.setText("Single view.")

@@ -136,11 +136,17 @@ def source_of(volume: Volume, meta: dict[str, Any]) -> Volume | None:
     )
 
 
+def layer_kind(layer: Any) -> str:
+    """'Image', 'Labels', ... (``__class__`` also sees through napari's public-only proxies,
+    which is what plugin widgets get from the viewer)."""
+    return layer.__class__.__name__
+
+
 def check_image_layer(layer: Any) -> None:
     """Raise :class:`InputError` unless ``layer`` is a 3D grey-level image layer."""
     if layer is None:
         raise InputError("no image layer chosen; open a scan or load sample data first")
-    kind = type(layer).__name__
+    kind = layer_kind(layer)
     if kind != "Image":
         raise InputError(
             f"layer {layer.name!r} is a {kind} layer; choose an Image layer (the MRI scan)"

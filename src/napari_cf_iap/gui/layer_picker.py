@@ -7,6 +7,8 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox
 
+from .layer_metadata import layer_kind
+
 
 class LayerPicker(QComboBox):
     """Pick a layer by name; ``layer_changed`` fires with the layer (or ``None``)."""
@@ -42,7 +44,7 @@ class LayerPicker(QComboBox):
         event.value.events.name.connect(self.refresh)
 
     def candidates(self) -> list[Any]:
-        return [layer for layer in self.viewer.layers if type(layer).__name__ in self.layer_types]
+        return [layer for layer in self.viewer.layers if layer_kind(layer) in self.layer_types]
 
     def refresh(self, *_: Any) -> None:
         """Re-list the layers, keeping the current choice when it still exists."""

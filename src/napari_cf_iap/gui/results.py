@@ -8,7 +8,7 @@ import numpy as np
 
 from ..iap import IAPRecord
 from ..volume import Volume
-from .layer_metadata import same_geometry_kwargs, volume_metadata
+from .layer_metadata import layer_kind, same_geometry_kwargs, volume_metadata
 
 _GEOMETRY = ("scale", "translate", "affine")
 
@@ -16,7 +16,7 @@ _GEOMETRY = ("scale", "translate", "affine")
 def show_layer(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) -> Any:
     """Add a layer, or update the existing layer of that name and type (no pile-up)."""
     name = kwargs["name"]
-    if name in viewer.layers and type(viewer.layers[name]).__name__.lower() == layer_type:
+    if name in viewer.layers and layer_kind(viewer.layers[name]).lower() == layer_type:
         layer = viewer.layers[name]
         for key in _GEOMETRY:
             if key in kwargs:

@@ -184,7 +184,7 @@ class SegmentationWidget(QWidget):
 
     def compare(self) -> None:
         """Baseline vs augmented: the first two masks, each over the image, side by side."""
-        layers = [layer for layer in self.results if layer in self.viewer.layers]
+        layers = [layer for layer in self.results if layer.name in self.viewer.layers]
         if len(layers) < 2:
             self.runner.status.setText("⚠ run at least two bundles to compare their masks")
             return
