@@ -274,3 +274,30 @@ def test_registry_resolves_shipped_and_user_bundles_and_caches(
     assert registry.cached_bundles() == []
     assert registry.get_bundle("cddgm-default", device="cpu") is not first
     registry.unload()
+
+
+def test_half_precision_bundle_is_smaller_and_close(tmp_path):
+    """Shipped weights are stored as fp16: half the bytes, outputs within fp16 rounding."""
+    import torch
+
+    from napari_cf_iap.bundles.bundle import build_model, load_bundle, save_bundle
+    from napari_cf_iap.iap import IAPVocabulary
+    from napari_cf_iap.models.config import IAPPredictorConfig
+
+    vocab = IAPVocabulary.duke_default()
+    config = IAPPredictorConfig.tiny(vocab.dim)
+    torch.manual_seed(0)
+    model = build_model("iap_predictor", config).eval()
+    full = save_bundle(model, config, tmp_path / "fp32", kind="iap_predictor", vocab=vocab)
+    half = save_bundle(
+        model, config, tmp_path / "fp16", kind="iap_predictor", vocab=vocab, weights_dtype="float16"
+    )
+    size32 = (full / "weights.safetensors").stat().st_size
+    size16 = (half / "weights.safetensors").stat().st_size
+    assert size16 < 0.6 * size32
+    loaded = load_bundle(half)
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        ref, out = model(x), loaded.model(x)
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)

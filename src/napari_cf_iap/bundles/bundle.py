@@ -191,11 +191,14 @@ def save_bundle(
     metrics: Mapping[str, Any] | None = None,
     inference_defaults: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write ``model`` as a bundle directory (atomically); return its path.
 
     ``preprocessing`` is a ``PreprocessConfig`` or mapping (default: the paper's rule at the
     config's image size). ``inference_defaults`` e.g. ``{"steps": 50, "guidance": 3.0}``.
+    ``weights_dtype="float16"`` halves the file (floating tensors stored as fp16; loading
+    casts them back to the model's fp32 parameters) — used for the weights shipped in the package.
     """
     _check_kind(kind)
     if not isinstance(config, CONFIG_TYPES[kind]):
@@ -203,7 +206,17 @@ def save_bundle(
             f"a {kind} bundle needs a {CONFIG_TYPES[kind].__name__}, got {type(config).__name__}"
         )
     _check_vocab(kind, config, vocab)
-    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+    if weights_dtype not in ("float32", "float16"):
+        raise BundleError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
+    store_as = torch.float16 if weights_dtype == "float16" else None
+    state = {
+        k: (v.to(store_as) if store_as is not None and v.is_floating_point() else v)
+        .detach()
+        .to("cpu")
+        .clone()
+        .contiguous()
+        for k, v in model.state_dict().items()
+    }
     with torch.device("meta"):  # shapes only, no allocation
         expected = _shapes(build_model(kind, config).state_dict())
     _compare_shapes(expected, _shapes(state), "save_bundle")
