@@ -102,19 +102,19 @@ def measure(
     device: torch.device,
     batch: int,
     repeats: int,
-    skip: Sequence[str] = (),
+    matmul_n: int = 4096,
 ) -> tuple[FlopCount, dict[str, list[float]], dict[str, list[float]]]:
     """(FLOP count, forward times per lever, ceiling times) measured interleaved."""
     flops = count_flops(model)
-    variants = {k: v for k, v in lever_variants(model, device, batch).items() if k not in skip}
-    n = 4096
+    variants = lever_variants(model, device, batch)
+    n = matmul_n
     gen = torch.Generator("cpu").manual_seed(1)
     a = torch.randn(n, n, generator=gen).to(device)
     b = torch.randn(n, n, generator=gen).to(device)
-    ceilings: dict[str, Callable[[], torch.Tensor]] = {"fp32 matmul 4096²": lambda: a @ b}
+    ceilings: dict[str, Callable[[], torch.Tensor]] = {f"fp32 matmul {n}²": lambda: a @ b}
     if device.type == "cuda":
         a16, b16 = a.bfloat16(), b.bfloat16()
-        ceilings["bf16 matmul 4096²"] = lambda: a16 @ b16
+        ceilings[f"bf16 matmul {n}²"] = lambda: a16 @ b16
     times, _ = common.interleaved({**ceilings, **variants}, device, repeats=repeats, warmup=1)
     return flops, {k: times[k] for k in variants}, {k: times[k] for k in ceilings}
 
@@ -124,10 +124,10 @@ def gflops(flop: float, seconds: float) -> float:
 
 
 def table(label: str, flops: FlopCount, batch: int, times, ceilings, targeted: bool = True) -> str:
-    n = 4096
+    n = int(next(iter(ceilings)).split()[-1].rstrip("²"))
     ceiling = {k: gflops(2.0 * n**3, common.median(v)) for k, v in ceilings.items()}
-    fp32 = ceiling["fp32 matmul 4096²"]
-    product_ceiling = ceiling.get("bf16 matmul 4096²", fp32)  # autocast path on CUDA
+    fp32 = ceiling[f"fp32 matmul {n}²"]
+    product_ceiling = ceiling.get(f"bf16 matmul {n}²", fp32)  # autocast path on CUDA
     rows = []
     for name, values in times.items():
         rate = gflops(flops.total * batch, common.median(values))

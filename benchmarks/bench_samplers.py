@@ -50,7 +50,12 @@ class EvalSet:
 
 
 def build_eval_set(
-    vocab, size: int, subjects: int, slices_per_subject: int, seed: int = 100
+    vocab,
+    size: int,
+    subjects: int,
+    slices_per_subject: int,
+    seed: int = 100,
+    shape: tuple[int, int, int] = (16, 160, 160),
 ) -> EvalSet:
     """Simulated GE/Siemens pairs of ``subjects`` anatomies, central slices, in model space."""
     from napari_cf_iap.pipeline.slices import to_model_stack
@@ -58,7 +63,7 @@ def build_eval_set(
 
     sources, truths, targets, records, seeds, directions = [], [], [], [], [], []
     for i in range(subjects):
-        ge, siemens = sample_pair(seed + i, (16, 160, 160))
+        ge, siemens = sample_pair(seed + i, shape)
         src, tru = (ge, siemens) if i % 2 == 0 else (siemens, ge)
         n = src.volume.shape[0]
         idx = np.linspace(n // 4, 3 * n // 4, slices_per_subject).round().astype(int).tolist()

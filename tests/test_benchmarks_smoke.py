@@ -1,0 +1,179 @@
+"""Each benchmark's core runs at a toy size and returns sane numbers (no timing assertions)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.fixtures import randomise_zero_parameters  # noqa: E402
+from napari_cf_iap.iap import IAPRecord  # noqa: E402
+from napari_cf_iap.models.cddgm import ConditionalDenoiser  # noqa: E402
+from napari_cf_iap.models.config import CDDGMConfig  # noqa: E402
+
+CPU = torch.device("cpu")
+SIEMENS = IAPRecord.create(
+    manufacturer="SIEMENS", model_name="Skyra", field_strength=3.0, scan_options="FS",
+    flip_angle=10.0, slice_thickness=1.0, echo_time=1.4, repetition_time=4.2,
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a loaded 2-core machine two threads stall each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> ConditionalDenoiser:
+    torch.manual_seed(0)
+    model = ConditionalDenoiser(CDDGMConfig.tiny(21))
+    randomise_zero_parameters(model)
+    return model.eval()
+
+
+def test_interleaved_times_every_variant_and_reports_ratios():
+    calls: list[str] = []
+    variants = {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2}
+    times, results = common.interleaved(variants, CPU, repeats=3, warmup=1)
+    assert calls.count("a") == calls.count("b") == 4
+    assert calls[:4] == ["a", "b", "b", "a"]  # round-robin, alternating order
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in times.values() for t in v) and results == {"a": 1, "b": 2}
+    assert common.median([3.0, 1.0, 2.0]) == 2.0
+    assert common.matmul_ceiling(CPU, n=64, repeats=1) > 0
+
+
+def test_doc_sections_are_replaced_in_place_and_ordered(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    common.write_section("gui", "GUI", "first gui", CPU, doc, command="x")
+    common.write_section("throughput", "T", "old", CPU, doc, command="x")
+    common.write_section("throughput", "T", "new | table", CPU, doc, command="y")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks")
+    assert text.count("<!-- BEGIN throughput-cpu -->") == 1 and "old" not in text
+    assert text.index("throughput-cpu") < text.index("gui-cpu")  # SECTIONS order
+    assert "new | table" in text and "first gui" in text and "Commit: `" in text
+    assert "load average" in text and "torch " in text
+    table = common.markdown_table(["a", "b"], [[1, "x|y"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+
+
+def test_throughput_naive_and_product_agree(tiny_model):
+    from benchmarks.bench_throughput import measure, table
+
+    result = measure(tiny_model, CPU, label="tiny", slices=2, steps=3, repeats=1, weights="x")
+    assert result.speedup > 0 and result.naive_step_s > 0 and result.product_step_s > 0
+    assert math.isfinite(result.max_abs_diff)
+    assert result.max_abs_diff <= 1e-4  # same weights, inputs and seeds
+    assert "speed-up" in table([result], CPU)
+
+
+def test_flop_count_and_levers(tiny_model):
+    from benchmarks.bench_flops import count_flops, measure, table
+
+    flops = count_flops(tiny_model)
+    assert flops.total > 0 and flops.conv > 0 and flops.matmul > 0
+    assert flops.conv + flops.matmul == pytest.approx(flops.total)
+    assert flops.fused_counted <= flops.total
+    flops, times, ceilings = measure(tiny_model, CPU, batch=1, repeats=1, matmul_n=256)
+    assert len(times) == 5 and all(v[0] > 0 for v in times.values())
+    assert list(ceilings) == ["fp32 matmul 256²"]
+    assert "GFLOP/s" in table("tiny", flops, 1, times, ceilings)
+
+
+def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
+    from benchmarks import bench_samplers as bs
+    from napari_cf_iap.bundles.bundle import load_bundle
+    from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
+
+    cddgm = load_bundle(tiny_bundles["cddgm"], "cpu")
+    predictor = load_bundle(tiny_bundles["iap_predictor"], "cpu")
+    eval_set = bs.build_eval_set(cddgm.vocab, 32, 2, 1, shape=(4, 48, 48))
+    assert eval_set.source.shape == eval_set.truth.shape == (2, 1, 32, 32)
+    sampler = CounterfactualSampler(cddgm.model, cddgm.vocab, device="cpu")
+    rows = bs.evaluate(sampler, predictor, eval_set, bs.grid([4], [2]), 2.0, 4, CPU)
+    assert [r["variant"].model_calls for r in rows] == [4, 2]
+    for r in rows:
+        assert -1.0 <= r["ssim"] <= 1.0 and 0.0 <= r["fooling"] <= 100.0 and r["mae"] >= 0
+    variants, times = bs.time_against_ddpm(sampler, eval_set, 4, [2], 2.0, 1, 1, CPU)
+    assert len(variants) == 2 and all(len(v) == 1 for v in times.values())
+
+    monkeypatch.setattr(bs, "shipped_bundle", lambda kind: None)
+    assert bs.main(["--no-write"]) == 0
+    assert "bundles not available" in capsys.readouterr().out
+
+
+def test_segmentation_and_end_to_end_on_tiny_bundles(tiny_bundles):
+    from benchmarks.bench_segmentation import end_to_end, segmentation_throughput
+    from napari_cf_iap.bundles.bundle import load_bundle
+    from napari_cf_iap.simulator import simulate_volume
+
+    volume = simulate_volume(1, shape=(4, 32, 32)).volume
+    bundles = {k: load_bundle(p, "cpu") for k, p in tiny_bundles.items()}
+    times = segmentation_throughput(volume, bundles["segmenter"], CPU, repeats=1)
+    assert set(times) == {"batch 16", "batch 1"} and all(v[0] > 0 for v in times.values())
+    stages = end_to_end(volume, bundles, CPU, "ddim", ddim_steps=2)
+    assert set(stages) == {"counterfactual", "IAP prediction", "segmentation"}
+    assert all(s > 0 for s in stages.values())
+
+
+def test_memory_sampler_sees_an_allocation_and_child_reports_stages(tiny_bundles):
+    from benchmarks.bench_memory import PeakSampler, child, render
+
+    sampler = PeakSampler()
+    before = sampler.rss()
+    peak, _ = sampler.measure(lambda: np.ones(40 * 2**20 // 8).sum())
+    assert peak - before > 20 * 2**20
+    paths = {k: str(v) for k, v in tiny_bundles.items()}
+    results = [child(n, paths, "cpu", base=(4, 32)) for n in (1, 2)]
+    for r in results:
+        assert r["volume_mb"] == pytest.approx(r["slices"] * 1.0)  # 512² float32 = 1 MB
+        assert r["counterfactual"]["output_mb"] == pytest.approx(r["volume_mb"])
+        assert r["segmentation"]["peak_mb"] >= r["baseline_mb"] > 0
+    assert "no growth with N" in render(results, {"cddgm": "tiny"}, CPU)
+
+
+def test_gui_heartbeat_and_preview_latency(make_napari_viewer, tiny_bundles):
+    from benchmarks import bench_gui as bg
+
+    viewer = make_napari_viewer()
+    volume = bg.gui_volume((4, 32, 32))
+    widget, _ = bg.setup_widget(viewer, volume, tiny_bundles["cddgm"], SIEMENS)
+    heartbeat = bg.Heartbeat()
+    gaps, duration, worst_at = bg.volume_run_stalls(widget, heartbeat, 60)
+    assert gaps and all(g > 0 for g in gaps) and duration > 0 and worst_at >= 0
+    assert viewer.layers[-1].name.startswith("CF ")
+    previews = bg.preview_latencies(widget, repeats=1, timeout=60)
+    (p,) = previews
+    assert p["total"] >= p["compute"] > 0 and p["debounce"] > 0
+    text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, previews,
+                     widget.sampling.request_kwargs(), {})  # fmt: skip
+    assert "longest stall" in text and "Live preview" in text
+
+
+def test_run_all_builds_one_command_per_benchmark(monkeypatch):
+    from benchmarks import run_all
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(run_all.shutil, "which", lambda name: "/usr/bin/xvfb-run")
+    args = run_all.argparse.Namespace(
+        device="cuda", threads=1, repeats=2, no_write=True, cddgm="B", iap=None, seg=None
+    )
+    for name, (module, _) in run_all.BENCHMARKS.items():
+        cmd = run_all.command(name, args)
+        assert module in cmd and "--device" in cmd and "cuda" in cmd and "--no-write" in cmd
+        assert ("--cddgm" in cmd) and cmd[cmd.index("--cddgm") + 1] == "B"
+    assert run_all.command("gui", args)[0] == "/usr/bin/xvfb-run"
