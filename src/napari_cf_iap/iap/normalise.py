@@ -32,6 +32,7 @@ _MANUFACTURER_ALIASES = {
 }
 
 NOMINAL_FIELDS = (0.2, 0.35, 0.5, 1.0, 1.5, 3.0, 7.0)
+MIN_FIELD_TESLA = 1e-3  # below any MRI scanner (ultra-low-field systems use ~6.5 mT)
 _FIELD_TOLERANCE = 0.06  # relative; 2.8936 T is 3.5 % below 3 T
 
 
@@ -63,6 +64,8 @@ def normalise_field_strength(value: object) -> float | None:
         raise IAPValueError(f"field strength {value!r} must be a positive finite number of tesla")
     if tesla > 100:  # stored in gauss
         tesla /= 1e4
+    if tesla < MIN_FIELD_TESLA:
+        raise IAPValueError(f"field strength {value!r} is not a plausible MRI field in tesla")
     for nominal in NOMINAL_FIELDS:
         if abs(tesla - nominal) <= _FIELD_TOLERANCE * nominal:
             return nominal

@@ -210,6 +210,13 @@ class IAPVocabulary:
             low, high = self.continuous_range[name]
             if value <= 0:
                 raise IAPValueError(f"{name} must be > 0, got {value}")
+            with np.errstate(over="ignore", under="ignore"):
+                scaled = np.float32(value / high)
+            if not (np.isfinite(scaled) and scaled > 0):  # would read as 'unconditional' or inf
+                raise IAPValueError(
+                    f"{name} {value:g} is too far outside the trained range [{low:g}, {high:g}] "
+                    "to be encoded; choose a value in range"
+                )
             if not low <= value <= high:
                 message = f"{name} {value:g} is outside the trained range [{low:g}, {high:g}]"
                 if not allow_extrapolation:

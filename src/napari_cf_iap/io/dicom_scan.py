@@ -36,6 +36,35 @@ PHASE_TAGS = (
 
 _SKIP_NAMES = {"DICOMDIR", "Thumbs.db"}
 
+#: Tags that place and describe the pixels. A value pydicom cannot convert (wrong VR or length,
+#: broken sequence) makes the file corrupt; IAP tags instead count as missing.
+STRUCTURAL_TAGS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "FrameOfReferenceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "PatientID",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "PerFrameFunctionalGroupsSequence",
+    "SharedFunctionalGroupsSequence",
+    *PHASE_TAGS,
+)
+
 
 @dataclass
 class Frame:
@@ -174,7 +203,7 @@ def _number(value: Any, default: float) -> float:
     return out if np.isfinite(out) else default
 
 
-def _whole_number(value: Any) -> int | None:
+def whole_number(value: Any) -> int | None:
     """An integer tag value, or ``None`` when it is absent, empty or not a whole number."""
     if value is None or value == "":
         return None
@@ -192,7 +221,7 @@ def _number_of_frames(path: Path, ds: Dataset) -> int:
     raw = ds.get("NumberOfFrames")
     if raw is None or raw == "":
         return 1
-    n = _whole_number(raw)
+    n = whole_number(raw)
     if n is None or n < 1:
         raise InputError(
             f"{path} has an invalid NumberOfFrames {str(raw)!r}; the header is corrupt"
@@ -202,7 +231,7 @@ def _number_of_frames(path: Path, ds: Dataset) -> int:
 
 def frames_of(path: Path, ds: Dataset) -> list[Frame]:
     """The frames of one header: one for a classic file, NumberOfFrames for Enhanced MR."""
-    shape = (_whole_number(ds.get("Rows")) or 0, _whole_number(ds.get("Columns")) or 0)
+    shape = (whole_number(ds.get("Rows")) or 0, whole_number(ds.get("Columns")) or 0)
     n_frames = _number_of_frames(path, ds)
     check_voxel_count((n_frames, *shape), path)
     sop_uid = str(ds.get("SOPInstanceUID", path.name))
@@ -280,6 +309,20 @@ def is_image_sop_class(ds: Dataset) -> bool:
     return bool(uid) and "Image Storage" in getattr(uid, "name", "")
 
 
+def unreadable_value_problem(path: Path, ds: Dataset) -> str | None:
+    """Why a header is unusable because a structural tag cannot be converted, or None."""
+    for keyword in STRUCTURAL_TAGS:
+        try:
+            ds.get(keyword)
+        except Exception as exc:  # pydicom raises many types for values invalid for their VR
+            first = str(exc).split(". ")[0]
+            return (
+                f"DICOM file {path} is corrupt: its {keyword} value cannot be read ({first}); "
+                "repair or remove the file"
+            )
+    return None
+
+
 def truncation_problem(path: Path, ds: Dataset) -> str | None:
     """Why a parsed header looks truncated (pydicom stops silently at end of file), or None."""
     if "SOPClassUID" not in ds:
@@ -316,7 +359,7 @@ def _series_info(uid: str, entries: list[tuple[Path, Dataset]]) -> SeriesInfo:
     info = SeriesInfo(
         series_uid=uid,
         description=str(header.get("SeriesDescription", "") or ""),
-        series_number=_whole_number(number),
+        series_number=whole_number(number),
         modality=str(header.get("Modality", "") or ""),
         study_uid=str(header.get("StudyInstanceUID")) if header.get("StudyInstanceUID") else None,
         patient_id=str(header.get("PatientID")) if header.get("PatientID") else None,
@@ -353,6 +396,7 @@ def scan_dicom(path: str | Path) -> DicomScan:
         if ds is None:
             continue
         problem = truncation_problem(file, ds) if _has_dicom_magic(file) else None
+        problem = problem or unreadable_value_problem(file, ds)
         if problem:
             problems.append((file, problem))
             continue

@@ -19,6 +19,7 @@ from .dicom_scan import (
     list_series,
     read_dataset,
     scan_dicom,
+    whole_number,
 )
 from .limits import check_voxel_count
 
@@ -100,9 +101,11 @@ def _load_pixels(frames: list, progress: Progress | None) -> np.ndarray:
                 f"{frame.path} holds no pixel data (SOP class "
                 f"{getattr(ds, 'SOPClassUID', 'unknown')}); it is not an image"
             )
-        samples = ds.get("SamplesPerPixel", 1)
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2")
-        if samples not in (1, None, "") or not photometric.startswith("MONOCHROME"):
+        samples = whole_number(ds.get("SamplesPerPixel")) or 1  # unusable: the decoder decides
+        photometric = ds.get("PhotometricInterpretation")
+        if not isinstance(photometric, str) or not photometric:
+            photometric = "MONOCHROME2"
+        if samples != 1 or not photometric.startswith("MONOCHROME"):
             raise InputError(
                 f"{frame.path} is a colour image ({samples} samples per pixel, "
                 f"{photometric}); only greyscale MR is supported"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.valuerep import DSfloat
 
 from ..errors import IAPValueError
@@ -36,8 +37,20 @@ _FUNCTIONAL_GROUP_TAGS = {
 }
 
 
-class _InvalidValue(str):
+class InvalidValue(str):
     """A tag value pydicom could not convert; never parses as an IAP."""
+
+
+#: Value types that can never be an IAP (unconvertible, nested or undecoded binary values).
+_NOT_A_VALUE = (InvalidValue, Sequence, Dataset, bytes, bytearray)
+
+
+def _describe(value: Any) -> str:
+    """``str(value)`` for the record's ``invalid_tags``; never raises (nested data may)."""
+    try:
+        return str(value)[:200]
+    except Exception:  # noqa: BLE001 - printing a broken sequence converts its elements
+        return f"<unreadable {type(value).__name__}>"
 
 
 def _present(value: Any) -> bool:
@@ -46,22 +59,39 @@ def _present(value: Any) -> bool:
     return not (isinstance(value, str) and not value.strip())
 
 
+def safe_get(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)``; a value pydicom cannot convert (wrong VR or length, bad number, broken
+    sequence) comes back as an :class:`InvalidValue` holding the reason, never an exception."""
+    try:
+        return ds.get(keyword)
+    except Exception as exc:  # pydicom raises many types for values invalid for their VR
+        return InvalidValue(f"{keyword}: {exc}")
+
+
+def _items(value: Any) -> list[Dataset]:
+    """The datasets of a sequence value (an unusable value has none)."""
+    if isinstance(value, Sequence):
+        return [item for item in value if isinstance(item, Dataset)]
+    return []
+
+
 def functional_group_value(ds: Dataset, sequence: str, keyword: str, frame: int = 0) -> Any:
     """Value of ``keyword`` in a functional group of an Enhanced DICOM (per-frame wins over shared).
 
-    Returns ``None`` when the dataset has no functional groups or the value is absent.
+    Returns ``None`` when the dataset has no functional groups or the value is absent; malformed
+    sequences count as absent.
     """
     groups = []
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame and len(per_frame) > frame:
+    per_frame = _items(safe_get(ds, "PerFrameFunctionalGroupsSequence"))
+    if len(per_frame) > frame:
         groups.append(per_frame[frame])
-    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = _items(safe_get(ds, "SharedFunctionalGroupsSequence"))
     if shared:
         groups.append(shared[0])
     for group in groups:
-        seq = group.get(sequence)
-        if seq:
-            value = seq[0].get(keyword)
+        items = _items(safe_get(group, sequence))
+        if items:
+            value = safe_get(items[0], keyword)
             if _present(value):
                 return value
     return None
@@ -74,10 +104,7 @@ def raw_iap_values(ds: Dataset) -> dict[str, Any]:
     """
     raw: dict[str, Any] = {}
     for name, keyword in IAP_TAGS.items():
-        try:
-            value = ds.get(keyword)
-        except (ValueError, TypeError) as exc:  # value invalid for its VR (strict pydicom config)
-            value = _InvalidValue(str(exc))
+        value = safe_get(ds, keyword)
         if name == "scan_options":
             raw[name] = None if value is None else value
         else:
@@ -100,10 +127,13 @@ def iap_from_dataset(ds: Dataset) -> tuple[IAPRecord, list[str]]:
     for name, value in raw.items():
         if value is None:
             continue
+        if isinstance(value, _NOT_A_VALUE):
+            invalid[IAP_TAGS[name]] = _describe(value)
+            continue
         try:
             IAPRecord.create(**{name: value})
         except IAPValueError:
-            invalid[IAP_TAGS[name]] = str(value)
+            invalid[IAP_TAGS[name]] = _describe(value)
             continue
         values[name] = value
     extras = {"invalid_tags": invalid} if invalid else {}

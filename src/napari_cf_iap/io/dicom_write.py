@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from ..errors import InputError
 from ..volume import Volume
 from .atomic import atomic_directory
-from .dicom_tags import apply_iap_to_dataset, format_ds
+from .dicom_tags import InvalidValue, apply_iap_to_dataset, format_ds, safe_get
 
 #: Patient and study attributes copied from a source header so the output joins its study.
 _STUDY_KEYWORDS = (
@@ -107,8 +107,9 @@ def _series_dataset(
     header = _source_header(derived_from) or _source_header(volume)
     if header is not None:
         for keyword in _STUDY_KEYWORDS:
-            if keyword in header:
-                setattr(ds, keyword, header.get(keyword))
+            value = safe_get(header, keyword)
+            if value is not None and not isinstance(value, InvalidValue):
+                setattr(ds, keyword, value)
     now = datetime.datetime.now()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = MRImageStorage
