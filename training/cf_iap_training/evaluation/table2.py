@@ -7,10 +7,11 @@ without one counterfactual copy per slice whose target IAPs come from the other 
 "Both" trains on all masked ``train`` patients and tests on all masked ``test`` patients.
 
 Each manufacturer gets a *view store*: a new store whose chunk folders are symbolic links to
-the original chunks of that manufacturer's masked patients plus all unmasked patients (these
-give ``augment`` its target pool of other-manufacturer IAPs and are never used to train the
-segmenter, which needs masks). Counterfactual chunks are written into the view, so the main
-store is never modified. Segmenters train with ``cf-iap-train train seg`` (``train.run``), one
+every original chunk of the main store, with its own ``splits.json`` in which only that
+manufacturer's masked patients keep their split and every other patient is ``excluded`` (so
+the segmenter never trains or validates on them, while ``augment`` still draws its target IAPs
+from the other manufacturer's slices). Counterfactual chunks are written into the view, so the
+main store is never modified. Segmenters train with ``cf-iap-train train seg`` (``train.run``), one
 run per (setting, augmentation, seed); finished runs are reused, so the table resumes.
 
 Scores: :func:`.metrics.segmentation_scores` at the segmenter's input size; every cell is the
@@ -37,6 +38,7 @@ from .metrics import segmentation_scores
 
 GE, SIEMENS = "GE MEDICAL SYSTEMS", "SIEMENS"
 SHORT = {GE: "GE", SIEMENS: "SIEMENS"}
+EXCLUDED = "excluded"
 METRICS = ("acc_background", "acc_fat", "acc_fgt", "dice_fat", "dice_fgt", "mean_dice")
 Log = Callable[[str], None]
 
@@ -52,21 +54,19 @@ def masked_patients(store: SliceStore) -> dict[str, dict[str, str]]:
 
 
 def make_view_store(store: SliceStore, path: Path, keep: set[str]) -> SliceStore:
-    """A store at ``path`` linking the original chunks of ``keep`` patients (reused if present)."""
+    """A store at ``path`` linking every original chunk; patients outside ``keep`` are
+    ``excluded`` from all splits (reused if the view exists)."""
     path = Path(path)
     if (path / "store.json").is_file():
         return SliceStore.open(path)
     meta = {k: v for k, v in store.meta.items() if k not in ("format", "version", "size")}
     view = SliceStore.create(path, store.size, {**meta, "view_of": str(store.path.resolve())})
     for chunk in store.chunk_ids():
-        if not chunk.startswith("o"):
-            continue
-        rows = [r for r in store.rows if r["chunk"] == chunk]
-        if rows and rows[0]["patient"] in keep:
+        if chunk.startswith("o"):
             os.symlink((store.path / "chunks" / chunk).resolve(), path / "chunks" / chunk)
-    splits = json.loads((store.path / "splits.json").read_text())
-    splits["patients"] = {p: s for p, s in splits["patients"].items() if p in keep}
-    view.set_splits(splits.pop("patients"), splits)
+    info = json.loads((store.path / "splits.json").read_text())
+    splits = {p: (s if p in keep else EXCLUDED) for p, s in info.pop("patients").items()}
+    view.set_splits(splits, {**info, "view": f"only {len(keep)} patients keep their split"})
     return SliceStore.open(path)
 
 
@@ -178,7 +178,6 @@ def run_table2(
         raise InputError(
             f"{store.path}: Table 2 needs masked patients of both GE and SIEMENS, found {makers}"
         )
-    unmasked = {r["patient"] for r in store.rows if r["source"] == ORIGINAL and not r["has_mask"]}
 
     def rows_of(patients: set[str]) -> list[int]:
         return [
@@ -214,7 +213,7 @@ def run_table2(
     for maker in (GE, SIEMENS):
         other = SIEMENS if maker == GE else GE
         view = make_view_store(
-            store, out_dir / "views" / f"{SHORT[maker]}-{tag}", patients(maker, None) | unmasked
+            store, out_dir / "views" / f"{SHORT[maker]}-{tag}", patients(maker, None)
         )
         say(f"table 2: augmenting {SHORT[maker]} training slices (steps {steps}, gs {guidance:g})")
         augment(
