@@ -176,6 +176,18 @@ def verify_cli(case: BadInput, built: Built, env: CorpusEnv) -> tuple[int, list[
     return code, lines
 
 
+@contextlib.contextmanager
+def torch_threads(n: int = 1):
+    """Run torch single-threaded: the tiny test networks gain nothing from threads, and on a
+    loaded 2-core machine OpenMP's spinning threads made them 10-30x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 # ---------------------------------------------------------------------- operations
 def read(built: Built, env: CorpusEnv) -> Any:
     return read_volume(built["path"])

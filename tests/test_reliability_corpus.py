@@ -7,7 +7,21 @@ from __future__ import annotations
 
 import pytest
 from helpers_io import tree_hash
-from reliability_corpus import CORPUS, CorpusEnv, build_case, execute, verify, verify_cli
+from reliability_corpus import (
+    CORPUS,
+    CorpusEnv,
+    build_case,
+    execute,
+    torch_threads,
+    verify,
+    verify_cli,
+)
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded_torch():
+    with torch_threads(1):
+        yield
 
 
 def _hashes(env: CorpusEnv) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """``cf-iap``: the user command line (simulate, counterfactual, predict-iap, segment, demo, ...).
 
 Each sub-command lives in its own module and registers itself through ``add_parser``.
-Errors of our own types print one clear line and exit with status 2; ``--debug`` shows the
-traceback.
+Errors of our own types print one clear line and exit with status 2, operating-system errors
+(disk full, permission denied) one line with status 1; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"cf-iap {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied, ...: the system's words, one line
+        if args.debug:
+            raise
+        print(f"cf-iap {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cf-iap {args.command}: interrupted", file=sys.stderr)
         return 130
