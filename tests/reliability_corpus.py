@@ -1204,19 +1204,32 @@ assert len(CASES) == len(CORPUS), "duplicate case ids"
 
 
 # ---------------------------------------------------------------------- repetition
-def rss_growth_mb(bundle: Path, runs: int = 20, shape: tuple[int, int, int] = (4, 48, 40)) -> dict:
-    """Resident memory growth over ``runs`` counterfactuals after one warm-up run (MB)."""
+def rss_growth_mb(
+    bundles: dict[str, Path], runs: int = 20, shape: tuple[int, int, int] = (3, 40, 32)
+) -> dict:
+    """Resident memory growth (MB) over ``runs`` pipeline runs after one warm-up run.
+
+    One run = counterfactual + IAP prediction + segmentation of the same small volume with the
+    tiny bundles (cached after the warm-up, as in a napari session).
+    """
     import psutil
 
-    from napari_cf_iap.pipeline import CounterfactualRequest, generate_counterfactual
+    from napari_cf_iap.pipeline import (
+        CounterfactualRequest,
+        generate_counterfactual,
+        predict_iap,
+        segment,
+    )
 
     volume = rb.make_volume(shape, seed=11)
-    request = CounterfactualRequest(target=rb.full_iap())
+    request = CounterfactualRequest(target=rb.full_iap(), steps=2)
     process = psutil.Process()
 
     def once() -> None:
-        result = generate_counterfactual(volume, request, bundle, device="cpu")
-        assert result.shape == volume.shape
+        result = generate_counterfactual(volume, request, bundles["cddgm"], device="cpu")
+        predicted = predict_iap(result, bundles["iap_predictor"], device="cpu")
+        labels = segment(result, bundles["segmenter"], device="cpu")
+        assert result.shape == labels.shape == volume.shape and predicted.record.model_name
 
     once()  # warm-up: bundle cache, torch kernels, allocator pools
     gc.collect()
@@ -1229,6 +1242,7 @@ def rss_growth_mb(bundle: Path, runs: int = 20, shape: tuple[int, int, int] = (4
     return {
         "runs": runs,
         "shape": shape,
+        "before_mb": before / 2**20,
         "growth_mb": (samples[-1] - before) / 2**20,
         "peak_growth_mb": (max(samples) - before) / 2**20,
     }
