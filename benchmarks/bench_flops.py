@@ -29,15 +29,21 @@ from .fixtures import load_cddgm_or_untrained, randomise_zero_parameters
 
 CEILING_TARGET = 0.85
 CONV_OPS = ("convolution",)
-MATMUL_OPS = ("mm", "bmm", "addmm", "baddbmm", "matmul")
+ATTENTION_OPS = ("bmm", "baddbmm")  # MONAI's unfused attention: einsum -> bmm
+LINEAR_OPS = ("mm", "addmm", "matmul")
 
 
 @dataclass
 class FlopCount:
     total: float
     conv: float
-    matmul: float
+    attention: float
+    linear: float
     fused_counted: float  # what the counter sees on the SDPA network (attention missing on CPU)
+
+    @property
+    def matmul(self) -> float:
+        return self.attention + self.linear
 
 
 def count_flops(model: ConditionalDenoiser, batch: int = 1) -> FlopCount:
@@ -58,7 +64,8 @@ def count_flops(model: ConditionalDenoiser, batch: int = 1) -> FlopCount:
     return FlopCount(
         total=float(counter.get_total_flops()),
         conv=float(sum(n for op, n in by_op.items() if op in CONV_OPS)),
-        matmul=float(sum(n for op, n in by_op.items() if op in MATMUL_OPS)),
+        attention=float(sum(n for op, n in by_op.items() if op in ATTENTION_OPS)),
+        linear=float(sum(n for op, n in by_op.items() if op in LINEAR_OPS)),
         fused_counted=float(fused.get_total_flops()),
     )
 
@@ -97,6 +104,64 @@ def lever_variants(
     }
 
 
+def category(op_name: str) -> str:
+    """Coarse kind of an aten op for the time breakdown."""
+    name = op_name.lower()
+    if "attention" in name or "bmm" in name or "softmax" in name:
+        return "attention"
+    if "conv" in name:
+        return "convolution"
+    if name.endswith(("::mm", "::addmm", "::linear", "::matmul")):
+        return "linear"
+    return "other (norms, activations, copies)"
+
+
+def time_breakdown(
+    model: ConditionalDenoiser, device: torch.device, batch: int
+) -> dict[str, float]:
+    """Self time per op category of one product forward pass (torch.profiler; device time
+    on CUDA)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = lever_variants(model, device, batch)["product: sampler.guided_eps (w=1, one forward)"]
+    run()
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        run()
+        common.synchronize(device)
+    out: dict[str, float] = {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        us = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        kind = category(event.key)
+        out[kind] = out.get(kind, 0.0) + us / 1e6
+    return out
+
+
+def breakdown_table(flops: FlopCount, seconds: dict[str, float], batch: int, ceiling: float):
+    """Where the product forward spends its time, and the rate of each part."""
+    total = sum(seconds.values())
+    work = {"convolution": flops.conv, "attention": flops.attention, "linear": flops.linear}
+    rows = []
+    for kind, secs in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        gflop = work.get(kind)
+        rate = gflop * batch / secs / 1e9 if gflop and secs > 0 else None
+        rows.append(
+            [
+                kind,
+                f"{gflop / 1e9:.1f}" if gflop is not None else "-",
+                f"{secs:.3g} s ({100 * secs / total:.0f}%)",
+                f"{rate:.1f}" if rate else "-",
+                f"{100 * rate / ceiling:.0f}%" if rate else "-",
+            ]
+        )
+    headers = ["op kind", "GFLOP per image", "self time (share)", "GFLOP/s", "of ceiling"]
+    return common.markdown_table(headers, rows)
+
+
 def measure(
     model: ConditionalDenoiser,
     device: torch.device,
@@ -123,7 +188,15 @@ def gflops(flop: float, seconds: float) -> float:
     return flop / seconds / 1e9
 
 
-def table(label: str, flops: FlopCount, batch: int, times, ceilings, targeted: bool = True) -> str:
+def table(
+    label: str,
+    flops: FlopCount,
+    batch: int,
+    times,
+    ceilings,
+    targeted: bool = True,
+    breakdown: dict[str, float] | None = None,
+) -> str:
     n = int(next(iter(ceilings)).split()[-1].rstrip("²"))
     ceiling = {k: gflops(2.0 * n**3, common.median(v)) for k, v in ceilings.items()}
     fp32 = ceiling[f"fp32 matmul {n}²"]
@@ -141,14 +214,21 @@ def table(label: str, flops: FlopCount, batch: int, times, ceilings, targeted: b
         rows.append([name, common.spread(values), f"{rate:.1f}", f"{100 * fraction:.0f}%", target])
     head = (
         f"**{label}** — {flops.total / 1e9:.1f} GFLOP per image per forward pass "
-        f"(convolutions {flops.conv / 1e9:.1f}, matmuls incl. attention "
-        f"{flops.matmul / 1e9:.1f}; the counter sees only {flops.fused_counted / 1e9:.1f} on the "
-        f"SDPA network). Batch {batch}. Ceilings: "
+        f"(convolutions {flops.conv / 1e9:.1f}, attention {flops.attention / 1e9:.1f}, linear "
+        f"layers {flops.linear / 1e9:.1f}; the counter sees only "
+        f"{flops.fused_counted / 1e9:.1f} on the SDPA network). Batch {batch}. Ceilings: "
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in ceiling.items())
         + "."
     )
     headers = ["forward pass", "time", "GFLOP/s", "of ceiling", f">= {CEILING_TARGET:.0%}"]
-    return head + "\n\n" + common.markdown_table(headers, rows)
+    text = head + "\n\n" + common.markdown_table(headers, rows)
+    if breakdown:
+        text += (
+            "\n\nWhere the product forward pass spends its time (one profiled pass; FLOP "
+            "counts cover multiply-adds only, not the exp of every attention score):\n\n"
+            + breakdown_table(flops, breakdown, batch, product_ceiling)
+        )
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,12 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         paper = ConditionalDenoiser(CDDGMConfig.paper(iap_dim=21)).to(device)
         randomise_zero_parameters(paper)
         flops, times, ceilings = measure(paper, device, batch, args.repeats)
-        parts.append(table("paper config, 224²", flops, batch, times, ceilings))
+        split = time_breakdown(paper, device, batch)
+        parts.append(table("paper config, 224²", flops, batch, times, ceilings, breakdown=split))
         del paper
     small, weights = load_cddgm_or_untrained(args.cddgm, device)
     flops, times, ceilings = measure(small, device, batch, args.repeats)
+    split = time_breakdown(small, device, batch)
     label = f"default bundle config, {small.config.image_size}² ({weights})"
-    parts.append(table(label, flops, batch, times, ceilings, targeted=False))
+    parts.append(table(label, flops, batch, times, ceilings, targeted=False, breakdown=split))
     parts.append(
         f"Medians of {args.repeats} interleaved rounds (min-max). The levers are cumulative "
         "(each row adds one to the row above); the last row is the sampler's own forward pass "

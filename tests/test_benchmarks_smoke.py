@@ -82,16 +82,19 @@ def test_throughput_naive_and_product_agree(tiny_model):
 
 
 def test_flop_count_and_levers(tiny_model):
-    from benchmarks.bench_flops import count_flops, measure, table
+    from benchmarks.bench_flops import count_flops, measure, table, time_breakdown
 
     flops = count_flops(tiny_model)
-    assert flops.total > 0 and flops.conv > 0 and flops.matmul > 0
-    assert flops.conv + flops.matmul == pytest.approx(flops.total)
+    assert flops.total > 0 and flops.conv > 0 and flops.attention > 0 and flops.linear > 0
+    assert flops.conv + flops.attention + flops.linear == pytest.approx(flops.total)
     assert flops.fused_counted <= flops.total
     flops, times, ceilings = measure(tiny_model, CPU, batch=1, repeats=1, matmul_n=256)
     assert len(times) == 5 and all(v[0] > 0 for v in times.values())
     assert list(ceilings) == ["fp32 matmul 256²"]
-    assert "GFLOP/s" in table("tiny", flops, 1, times, ceilings)
+    split = time_breakdown(tiny_model, CPU, 1)
+    assert {"attention", "convolution"} <= set(split) and all(v >= 0 for v in split.values())
+    text = table("tiny", flops, 1, times, ceilings, breakdown=split)
+    assert "GFLOP/s" in text and "op kind" in text
 
 
 def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
