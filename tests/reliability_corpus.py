@@ -650,7 +650,8 @@ CORPUS: list[BadInput] = [
         at("series", lambda p, e: rb.series(p, [0, 1, 1, 2])),
         read,
         InputError,
-        r"duplicate slice position .*Remove duplicate files",
+        r"duplicate slice position \[-10\.0, -20\.0, 1\.0\] in \['file_000\.dcm', "
+        r"'file_002\.dcm'\].*Remove duplicate files",
         cli=predict_cli,
     ),
     BadInput(
@@ -679,7 +680,7 @@ CORPUS: list[BadInput] = [
         at("rgb.dcm", lambda p, e: rb.copy_pkg("SC_rgb_small_odd.dcm", p)),
         read,
         InputError,
-        r"rgb\.dcm is a colour image \(3 samples per pixel, RGB\); only greyscale MR",
+        r"rgb\.dcm is a colour image \(RGB, 3 sample\(s\) per pixel\); only greyscale MR",
         cli=predict_cli,
     ),
     BadInput(
@@ -690,7 +691,8 @@ CORPUS: list[BadInput] = [
         at("palette.dcm", lambda p, e: rb.copy_pkg("examples_palette.dcm", p)),
         read,
         InputError,
-        r"palette\.dcm is a colour image .*PALETTE COLOR\); only greyscale MR",
+        r"palette\.dcm is a colour image \(PALETTE COLOR, 1 sample\(s\) per pixel\); only "
+        r"greyscale MR",
         cli=predict_cli,
     ),
     BadInput(
@@ -1204,6 +1206,10 @@ assert len(CASES) == len(CORPUS), "duplicate case ids"
 
 
 # ---------------------------------------------------------------------- repetition
+#: The stated bound on resident-memory growth over 20 repeated pipeline runs.
+RSS_BOUND_MB = 50.0
+
+
 def rss_growth_mb(
     bundles: dict[str, Path], runs: int = 20, shape: tuple[int, int, int] = (3, 40, 32)
 ) -> dict:

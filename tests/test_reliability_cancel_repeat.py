@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers_io import make_volume, tree_hash
 from reliability_builders import full_iap, nifti
-from reliability_corpus import rss_growth_mb, run_cli, torch_threads
+from reliability_corpus import RSS_BOUND_MB, rss_growth_mb, run_cli, torch_threads
 
 from napari_cf_iap.errors import CancelledError
 from napari_cf_iap.pipeline import (
@@ -18,9 +18,6 @@ from napari_cf_iap.pipeline import (
     predict_iap,
     segment,
 )
-
-#: The stated bound on resident-memory growth over 20 repeated counterfactual runs.
-RSS_BOUND_MB = 50.0
 
 
 @pytest.fixture(autouse=True)

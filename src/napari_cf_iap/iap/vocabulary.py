@@ -288,9 +288,9 @@ class IAPVocabulary:
         return {
             "version": self.version,
             "layout": [[s.name, s.start, s.stop] for s in self.slots],
-            "categories": self.categories,
+            "categories": {k: list(v) for k, v in self.categories.items()},  # copies: editing
             "continuous_range": {k: list(v) for k, v in self.continuous_range.items()},
-            "model_manufacturer": self.model_manufacturer,
+            "model_manufacturer": dict(self.model_manufacturer),  # the dict must not alter us
         }
 
     @classmethod

@@ -75,7 +75,8 @@ def split_phases(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     dup = next(k for k in keys if keys.count(k) > 1)
     names = [f.label() for f, k in zip(frames, keys, strict=True) if k == dup][:4]
     raise InputError(
-        f"duplicate slice position {list(dup) if dup else 'unknown'} in {names}; the series is "
+        f"duplicate slice position {[float(v) for v in dup] if dup else 'unknown'} in {names}; "
+        "the series is "
         f"neither single-phase nor separable by {', '.join(PHASE_TAGS)}. Remove duplicate files "
         "or load the files of one phase from their own folder"
     )

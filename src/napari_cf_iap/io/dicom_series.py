@@ -107,8 +107,8 @@ def _load_pixels(frames: list, progress: Progress | None) -> np.ndarray:
             photometric = "MONOCHROME2"
         if samples != 1 or not photometric.startswith("MONOCHROME"):
             raise InputError(
-                f"{frame.path} is a colour image ({samples} samples per pixel, "
-                f"{photometric}); only greyscale MR is supported"
+                f"{frame.path} is a colour image ({photometric}, {samples} sample(s) per "
+                "pixel); only greyscale MR is supported"
             )
         try:
             with warnings.catch_warnings():
