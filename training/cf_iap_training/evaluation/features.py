@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from napari_cf_iap.errors import BundleError, InputError
 
 from .metrics import as_batch
+from .scoring import bundle_label
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,8 +64,7 @@ class PredictorFeatures:
         self.size = int(bundle.config.image_size)
         self.batch_size = batch_size
         self.name = (
-            f"IAP predictor penultimate layer ({bundle.path.name}, sha256 {bundle.sha256[:12]}, "
-            f"{self.size}x{self.size})"
+            f"IAP predictor penultimate layer ({bundle_label(bundle)}, {self.size}x{self.size})"
         )
 
     def __call__(self, images: Any) -> np.ndarray:

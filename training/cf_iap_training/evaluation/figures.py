@@ -126,9 +126,10 @@ def example_grid_png(sweep: dict[str, Any], path: Path, setting: str, title: str
             ax.set_yticks([])
             if i == 0:
                 ax.set_title("|cDDGM - truth|", fontsize=8)
+        sources = sweep.get("example_sources") or []
         targets = sweep.get("example_targets") or []
-        if i < len(targets):
-            axes[i, 0].set_ylabel(f"to: {targets[i][:38]}", fontsize=6)
+        if i < min(len(sources), len(targets)):
+            axes[i, 0].set_ylabel(f"{sources[i]}\n-> {targets[i]}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

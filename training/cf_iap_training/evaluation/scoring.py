@@ -32,6 +32,13 @@ NO_EDIT = "Without cDDGM"
 HIST_MATCH = "Histogram matching"
 
 
+def bundle_label(bundle: Any) -> str:
+    """``<run>/bundle`` or the bundle folder's name, with the start of its sha256."""
+    path = bundle.path
+    name = f"{path.parent.name}/{path.name}" if path.name == "bundle" else path.name
+    return f"{name} (sha256 {bundle.sha256[:12]})"
+
+
 def setting_name(steps: int, guidance: float) -> str:
     """The paper's row label of one sweep setting."""
     return f"# steps: {int(steps)}; gs: {guidance:g}"

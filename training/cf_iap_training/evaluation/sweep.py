@@ -20,16 +20,38 @@ from typing import Any
 
 import numpy as np
 
+from napari_cf_iap.iap import IAPRecord
+
 from ..slice_store import SliceStore
 from .baselines import do_nothing, histogram_match
 from .edit_set import build_edit_set
 from .features import make_extractor
 from .ground_truth import truth_slices
-from .scoring import HIST_MATCH, NO_EDIT, Scorer, beats_baselines, edit_with_bundle, setting_name
+from .scoring import (
+    HIST_MATCH,
+    NO_EDIT,
+    Scorer,
+    beats_baselines,
+    bundle_label,
+    edit_with_bundle,
+    setting_name,
+)
 
 PAPER_STEPS = (25, 50, 75)
 PAPER_GUIDANCE = (3.0, 5.0, 7.0)
 Progress = Callable[[str], None]
+
+
+def example_indices(patients: Sequence[str], count: int) -> list[int]:
+    """Up to ``count`` slice indices, one per patient first (in order), then the rest."""
+    firsts = [i for i, p in enumerate(patients) if p not in patients[:i]]
+    rest = [i for i in range(len(patients)) if i not in firsts]
+    return (firsts + rest)[: max(0, count)]
+
+
+def short_label(record: IAPRecord) -> str:
+    """``model field T, FA`` of a record, for figure labels."""
+    return f"{record.model_name} {record.field_strength:g}T FA{record.flip_angle:g}"
 
 
 def run_sweep(
@@ -68,20 +90,20 @@ def run_sweep(
     say("ground truth: " + (truth.source if truth else "none (not a simulated dataset)"))
     extractor = make_extractor(features, predictor, device=device)
     scorer = Scorer(edit_set, predictor, extractor, truth, device=device)
-    k = min(n_examples, len(edit_set))
+    pick = example_indices(edit_set.patients, n_examples)
     examples: dict[str, np.ndarray] = {
-        "original": edit_set.images[:k],
-        "donor": edit_set.donor_images[:k],
+        "original": edit_set.images[pick],
+        "donor": edit_set.donor_images[pick],
     }
     if truth is not None:
-        examples["truth"] = truth.images[:k]
+        examples["truth"] = truth.images[pick]
     rows = []
     for name, images in (
         (NO_EDIT, do_nothing(edit_set.images)),
         (HIST_MATCH, histogram_match(edit_set.images, edit_set.donor_images)),
     ):
         rows.append(scorer.score(name, images) | {"kind": "baseline"})
-        examples[name] = images[:k]
+        examples[name] = images[pick]
     for s in steps:
         for g in guidance:
             t0 = time.time()
@@ -91,7 +113,7 @@ def run_sweep(
             row = scorer.score(setting_name(s, g), edited)
             row.update(kind="cddgm", steps=int(s), guidance=float(g), seconds=time.time() - t0)
             rows.append(row)
-            examples[row["method"]] = edited[:k]
+            examples[row["method"]] = edited[pick]
             say(f"{row['method']}: {row['seconds']:.0f} s")
     baselines = [r for r in rows if r["kind"] == "baseline"]
     for row in rows:
@@ -100,14 +122,14 @@ def run_sweep(
     return {
         "rows": rows,
         "examples": examples,
-        "example_targets": [r.summary() for r in edit_set.target_records[:k]],
-        "example_sources": [r.summary() for r in edit_set.source_records[:k]],
+        "example_targets": [short_label(edit_set.target_records[i]) for i in pick],
+        "example_sources": [short_label(edit_set.source_records[i]) for i in pick],
         "edit_set": edit_set.info,
         "feature_extractor": extractor.name,
         "ground_truth": truth.source if truth else None,
-        "cddgm": f"{cddgm.path.name} (sha256 {cddgm.sha256[:12]}, "
+        "cddgm": f"{bundle_label(cddgm)} ("
         f"{cddgm.config.context_mode}, {cddgm.config.image_size}x{cddgm.config.image_size})",
-        "predictor": f"{predictor.path.name} (sha256 {predictor.sha256[:12]})",
+        "predictor": bundle_label(predictor),
         "sampler": sampler,
         "seconds": time.time() - started,
     }

@@ -13,7 +13,7 @@ from napari_cf_iap.errors import InputError
 from ..slice_store import ORIGINAL, SliceStore
 from .edit_set import load_images
 from .metrics import iap_scores
-from .scoring import predict_raw
+from .scoring import bundle_label, predict_raw
 
 
 def run_table1(
@@ -49,6 +49,6 @@ def run_table1(
         "split": split,
         "slices": len(rows),
         "patients": len({store.rows[r]["patient"] for r in rows}),
-        "predictor": f"{predictor.path.name} (sha256 {predictor.sha256[:12]})",
+        "predictor": bundle_label(predictor),
         "scores": scores,
     }

@@ -167,6 +167,8 @@ def run_table2(
     ``tag`` names the view stores and run folders of this cDDGM, so two cDDGMs (the context
     comparison) never share counterfactuals.
     """
+    from napari_cf_iap.bundles import load_bundle
+
     from ..augment import augment
 
     say = log or (lambda message: None)
@@ -233,7 +235,11 @@ def run_table2(
             id_scores, ood_scores = [], []
             for seed in seeds:
                 run_dir = out_dir / "runs" / f"{SHORT[maker]}-{tag if aug else 'noaug'}-s{seed}"
-                bundle = train_segmenter(view, run_dir, seed=seed, with_augmentations=aug, **common)
+                bundle = load_bundle(
+                    train_segmenter(view, run_dir, seed=seed, with_augmentations=aug, **common),
+                    device=device,
+                    kind="segmenter",
+                )
                 id_scores.append(score_segmenter(bundle, store, id_rows, device))
                 ood_scores.append(score_segmenter(bundle, store, ood_rows, device))
                 say(
