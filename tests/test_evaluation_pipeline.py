@@ -13,7 +13,7 @@ pytest.importorskip("cf_iap_training")
 
 from cf_iap_training.slice_store import SliceStore  # noqa: E402
 
-from napari_cf_iap.errors import OutputExistsError  # noqa: E402
+from napari_cf_iap.errors import InputError, OutputExistsError  # noqa: E402
 from napari_cf_iap.iap import IAPVocabulary  # noqa: E402
 
 PATIENTS = {  # simulator seed 1 with the two protocols below gives GE, SIEMENS, SIEMENS, GE
@@ -217,16 +217,18 @@ def test_report_renders_every_section_with_figures(sweep_result, sim_store, tiny
         render_to(tmp_path / "mine.md", results, None, None)
 
 
-def test_cli_sweep_writes_results_and_refuses_to_overwrite(sim_store, tiny_bundles, tmp_path):
+def test_cli_evaluate_writes_results_and_refuses_to_overwrite(sim_store, tiny_bundles, tmp_path):
     from cf_iap_training.cli import main
 
     args = [
-        "sweep",
+        "evaluate",
         str(sim_store.path),
         "--cddgm",
         str(tiny_bundles["cddgm"]),
         "--iap",
         str(tiny_bundles["iap_predictor"]),
+        "--seg",
+        str(tiny_bundles["segmenter"]),
         "--out",
         str(tmp_path / "o"),
         "--steps",
@@ -239,10 +241,32 @@ def test_cli_sweep_writes_results_and_refuses_to_overwrite(sim_store, tiny_bundl
     assert main(args) == 0
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert [r["method"] for r in results["sweep"]["rows"]][-1] == "# steps: 2; gs: 2"
-    assert "cf-iap-train sweep" in results["command"]
-    assert (tmp_path / "o" / "report.md").is_file()
-    assert (tmp_path / "o" / "images" / "sweep_tradeoff.png").is_file()
+    assert results["table1"]["slices"] == 12
+    assert results["segmentation"]["slices"] == 12
+    assert 0 <= results["segmentation"]["scores"]["acc_fat"] <= 1
+    assert "cf-iap-train evaluate" in results["command"]
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "Segmenter on the masked test slices" in report and "Table 1" in report
+    assert (tmp_path / "o" / "images" / "evaluate_tradeoff.png").is_file()
     assert main(args) == 2  # results exist: refused without --overwrite
+
+
+def test_cli_parses_grids_and_preset_overrides():
+    from cf_iap_training.cli import build_parser
+    from cf_iap_training.evaluation.reproduce import PRESETS
+
+    args = build_parser().parse_args(
+        ["sweep", "s", "--cddgm", "c", "--iap", "i", "--out", "o", "--steps", "10,20"]
+    )
+    assert args.steps == (10, 20) and args.guidance == (3.0, 5.0, 7.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["sweep", "s", "--cddgm", "c", "--iap", "i", "--out", "o", "--guidance", "x"]
+        )
+    tiny = PRESETS["tiny"].with_overrides(seeds=(4,), patients=30)
+    assert tiny.seeds == (4,) and tiny.patients == 30 and PRESETS["tiny"].seeds == (0, 1, 2)
+    with pytest.raises(InputError):
+        PRESETS["paper"].with_overrides(patients=3)
 
 
 def test_reproduce_refuses_a_used_folder_and_real_data_without_a_dataset(tmp_path):

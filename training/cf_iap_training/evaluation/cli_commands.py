@@ -197,6 +197,9 @@ def _add_reproduce(sub: Any) -> None:
     p.add_argument("--iap", type=Path, default=None, help="use this IAP predictor bundle")
     p.add_argument("--features", default=None, help="FID features: predictor | PATH")
     p.add_argument("--no-context", action="store_true", help="skip the context comparison")
+    p.add_argument("--patients", type=int, default=None, help="override: simulated patients")
+    p.add_argument("--sim-seed", type=int, default=None, help="override: simulation seed")
+    p.add_argument("--seeds", type=_ints, default=None, help="override: Table 2 seeds, e.g. 0,1")
     p.add_argument("--device", default="cpu")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator for training")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -208,7 +211,10 @@ def _add_reproduce(sub: Any) -> None:
     def handler(args: argparse.Namespace) -> int:
         from .reproduce import Reproduction, get_reproduce_preset
 
-        preset = get_reproduce_preset(args.preset)
+        changes = {"patients": args.patients, "sim_seed": args.sim_seed, "seeds": args.seeds}
+        preset = get_reproduce_preset(args.preset).with_overrides(
+            **{k: v for k, v in changes.items() if v is not None}
+        )
         job = Reproduction(
             preset,
             args.out,
@@ -226,6 +232,8 @@ def _add_reproduce(sub: Any) -> None:
             log=print,
         )
         if args.report_only:
+            if not (args.out / "results.json").is_file():
+                raise InputError(f"{args.out} holds no results.json to report on")
             path = job.write_report(args.report)
         else:
             job.run(args.report)

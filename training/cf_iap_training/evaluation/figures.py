@@ -129,7 +129,7 @@ def example_grid_png(sweep: dict[str, Any], path: Path, setting: str, title: str
         sources = sweep.get("example_sources") or []
         targets = sweep.get("example_targets") or []
         if i < min(len(sources), len(targets)):
-            axes[i, 0].set_ylabel(f"{sources[i]}\n-> {targets[i]}", fontsize=7)
+            axes[i, 0].set_ylabel(f"{sources[i][:30]}\n-> {targets[i][:30]}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

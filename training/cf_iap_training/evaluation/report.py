@@ -368,6 +368,23 @@ NOTES = """\
 """
 
 
+REGENERATE = """\
+- This machinery check: `cf-iap-train reproduce --preset tiny --out DIR --report
+  docs/reproduction.md --threads 1` (<= 60 min on a 2-core CPU; `--threads 1` is faster when
+  other jobs share the cores).
+- With models that learn: `cf-iap-train reproduce --preset default --out DIR --report
+  docs/reproduction.md` simulates 200 patients and trains the `default` presets — many hours on
+  this 2-core CPU; on a GPU add `--device cuda --accelerator gpu`. Existing bundles (e.g. the
+  shipped defaults) are evaluated instead of trained with `--cddgm PATH --iap PATH`; keep
+  `--sim-seed` different from the seed of the data they were trained on.
+- Real data (GPU machine): `cf-iap-train reproduce --preset paper --duke-dir DUKE --out DIR
+  --device cuda --accelerator gpu` (no ground truth: Duke has no re-acquisitions).
+- Single pieces: `cf-iap-train evaluate STORE --cddgm B --iap B [--seg B] --out DIR` and
+  `cf-iap-train sweep STORE --cddgm B --iap B --out DIR [--steps 25,50,75 --guidance 3,5,7]`;
+  `--features PATH` computes FID on a local ResNet weights file (e.g. RadImageNet ResNet-50).
+"""
+
+
 def render_report(results: dict[str, Any], figures: dict[str, str] | None = None) -> str:
     """The whole markdown document (see the module docstring)."""
     out = ["# Reproduction of the paper's questions and tables", ""]
@@ -420,6 +437,19 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
             trends_md(sweep),
             "",
         ]
+    if "segmentation" in results:
+        seg = results["segmentation"]
+        rows = [
+            [m, f(100 * v, 1) if m.startswith("acc") else f(v)] for m, v in seg["scores"].items()
+        ]
+        out += [
+            "## Segmenter on the masked test slices",
+            "",
+            f"`{seg['bundle']}` on {seg['slices']} slices.",
+            "",
+            _table(["metric", "value"], rows),
+            "",
+        ]
     if "table2" in results:
         out += [
             "## Q3 — Table 2: segmentation with counterfactual augmentation",
@@ -441,7 +471,7 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
     if results.get("stage_seconds"):
         rows = [[k, f"{v / 60:.1f}"] for k, v in results["stage_seconds"].items()]
         out += ["## Time per stage", "", _table(["stage", "minutes"], rows), ""]
-    out += ["## Notes", "", NOTES]
+    out += ["## Notes", "", NOTES, "## How to regenerate", "", REGENERATE]
     return "\n".join(out)
 
 
