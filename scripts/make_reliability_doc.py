@@ -108,16 +108,28 @@ def measure_memory(bundles: dict[str, Path]) -> dict:
 
 
 def training_status() -> str:
-    tests = sorted(p.name for p in (ROOT / "tests").glob("test_reliability_training*.py"))
-    if tests:
-        return (
-            "A training run killed mid-epoch and resumed from `last.ckpt` is compared with an "
-            f"uninterrupted run in `tests/{tests[0]}`."
-        )
-    return (
-        "Not yet covered here: the kill-and-resume comparison of a training run waits for the "
-        "training package's resume entry point to settle."
+    """What tests/test_reliability_training.py checks, and its declared expected failure."""
+    try:
+        import test_reliability_training as module
+    except Exception:  # noqa: BLE001 - the training package is optional
+        return "Not covered: the training package (training/cf_iap_training) is not installed."
+    text = (
+        "`tests/test_reliability_training.py` trains a tiny cDDGM for "
+        f"{module.MAX_STEPS} steps without interruption, and again in a separate process that "
+        f"is killed with SIGKILL inside step {module.KILL_IN_STEP}, mid-epoch, then resumed "
+        "with `--resume`. The killed run leaves a whole `last.ckpt` (no torn file) and the "
+        "resumed run reaches the same step with its optimiser and EMA state carried over."
     )
+    marks = getattr(module.test_resumed_state_equals_uninterrupted, "pytestmark", [])
+    xfail = [m for m in marks if m.name == "xfail"]
+    if xfail:
+        text += (
+            " Equality of the final weights with the uninterrupted run is an expected failure "
+            f"for now: {xfail[0].kwargs.get('reason', '')}."
+        )
+    else:
+        text += " Its final weights equal those of the uninterrupted run (max difference < 1e-5)."
+    return text
 
 
 def render(rows: list[dict], memory: dict, bound: float) -> str:
