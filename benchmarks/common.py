@@ -142,11 +142,20 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def seconds(value: float) -> str:
+    """A duration in seconds, readable at any size (no exponents)."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
 def spread(values: Sequence[float]) -> str:
     """'median (min-max)' in seconds, compact."""
     if not values:
         return "n/a"
-    return f"{median(values):.3g} s ({min(values):.3g}-{max(values):.3g})"
+    return f"{seconds(median(values))} s ({seconds(min(values))}-{seconds(max(values))})"
 
 
 def matmul_ceiling(
