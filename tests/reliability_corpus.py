@@ -1211,7 +1211,7 @@ RSS_BOUND_MB = 50.0
 
 
 def rss_growth_mb(
-    bundles: dict[str, Path], runs: int = 20, shape: tuple[int, int, int] = (3, 40, 32)
+    bundles: dict[str, Path], runs: int = 20, shape: tuple[int, int, int] = (2, 36, 32)
 ) -> dict:
     """Resident memory growth (MB) over ``runs`` pipeline runs after one warm-up run.
 
