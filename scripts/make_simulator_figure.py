@@ -21,30 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from napari_cf_iap.iap import IAPRecord  # noqa: E402
 from napari_cf_iap.simulator import acquire, make_phantom  # noqa: E402
 from napari_cf_iap.simulator import tissues as T  # noqa: E402
+from napari_cf_iap.simulator.reference_protocols import GE_15T as GE_15  # noqa: E402
+from napari_cf_iap.simulator.reference_protocols import SIEMENS_3T as SIEMENS_3  # noqa: E402
 
-GE_15 = IAPRecord.create(
-    manufacturer="GE MEDICAL SYSTEMS",
-    model_name="SIGNA HDx",
-    field_strength=1.5,
-    scan_options="FAST_GEMS\\SAT_GEMS\\ACC_GEMS\\PFP\\FS",
-    flip_angle=10,
-    slice_thickness=1.1,
-    echo_time=2.3,
-    repetition_time=4.9,
-)
-SIEMENS_3 = IAPRecord.create(
-    manufacturer="SIEMENS",
-    model_name="Skyra",
-    field_strength=2.8936,
-    scan_options="PFP\\FS",
-    flip_angle=10,
-    slice_thickness=1.0,
-    echo_time=1.45,
-    repetition_time=4.0,
-)
 PANELS = [
     ("GE SIGNA HDx 1.5T, FA 10, FS", GE_15),
     ("Siemens Skyra 3T, FA 10, FS", SIEMENS_3),

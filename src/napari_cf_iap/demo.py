@@ -18,9 +18,6 @@ from .pipeline import CounterfactualRequest, generate_counterfactual, predict_ia
 from .pipeline.requests import ProgressCallback
 from .volume import Volume
 
-SOURCE_PROTOCOL = "SIGNA HDx"  # GE 1.5 T
-TARGET_PROTOCOL = "Skyra"  # Siemens 3 T
-
 
 @dataclass
 class DemoResult:
@@ -41,15 +38,6 @@ class DemoResult:
         }
 
 
-def _protocol(model_name: str, field: float, rng: np.random.Generator):
-    from .simulator.protocols import DUKE_LIKE_PROTOCOLS, protocol_iap
-
-    protocol = next(
-        p for p in DUKE_LIKE_PROTOCOLS if p.model_name == model_name and p.field_strength == field
-    )
-    return protocol_iap(protocol, rng)
-
-
 def run_demo(
     *,
     seed: int = 7,
@@ -61,11 +49,10 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole demo in memory; ``progress(done, total, message)`` reports each stage."""
     from .simulator import acquire, make_phantom
+    from .simulator.reference_protocols import GE_15T, SIEMENS_3T
 
     bundles = bundles or {}
-    rng = np.random.default_rng(seed)
-    source_iap = _protocol(SOURCE_PROTOCOL, 1.5, rng)
-    target_iap = _protocol(TARGET_PROTOCOL, 3.0, rng)
+    source_iap, target_iap = GE_15T, SIEMENS_3T
     report = progress or (lambda done, total, message: None)
 
     report(0, 5, "simulating")

@@ -10,31 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..iap import IAPRecord
+from ..simulator.reference_protocols import GE_15T, SIEMENS_3T
 from .reader import image_layer_data, labels_layer_data
 
 SHAPE = (32, 128, 128)
 SEED = 7
-GE_15T = IAPRecord.create(
-    manufacturer="GE MEDICAL SYSTEMS",
-    model_name="SIGNA HDx",
-    field_strength=1.5,
-    scan_options="FAST_GEMS\\SAT_GEMS\\ACC_GEMS\\PFP\\FS",
-    flip_angle=10.0,
-    slice_thickness=1.1,
-    echo_time=2.3,
-    repetition_time=4.9,
-)
-SIEMENS_3T = IAPRecord.create(
-    manufacturer="SIEMENS",
-    model_name="Skyra",
-    field_strength=3.0,
-    scan_options="PFP\\FS",
-    flip_angle=10.0,
-    slice_thickness=1.0,
-    echo_time=1.45,
-    repetition_time=4.0,
-)
 
 
 @lru_cache(maxsize=1)
