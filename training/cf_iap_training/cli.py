@@ -22,7 +22,10 @@ from napari_cf_iap import __version__
 from napari_cf_iap.errors import CfIapError
 
 #: hook for later sub-commands: ``"package.module"`` names exposing ``add_parser(sub)``
-EXTRA_COMMANDS: list[str] = ["cf_iap_training.evaluation.commands"]
+EXTRA_COMMANDS: list[str] = [
+    "cf_iap_training.evaluation.commands",
+    "cf_iap_training.shipping.command",
+]
 
 
 def _add_prepare(sub: Any) -> None:

@@ -1,0 +1,59 @@
+"""Acceptance checks and packaging of default bundles (tiny bundles, tiny subjects)."""
+
+import json
+
+import numpy as np
+import pytest
+from cf_iap_training.shipping.acceptance import AcceptanceConfig, AcceptanceReport, run_acceptance
+from cf_iap_training.shipping.package import ship_bundles
+
+from napari_cf_iap.bundles.bundle import load_bundle
+
+TINY = AcceptanceConfig(subjects=2, shape=(8, 64, 64), drop_slices=2, edit_slices=2, steps=2)
+
+
+@pytest.fixture(scope="module")
+def report(tiny_bundles):
+    return run_acceptance(TINY, {k: str(v) for k, v in tiny_bundles.items()})
+
+
+def test_acceptance_measures_every_criterion(report):
+    for value in (report.manufacturer_accuracy, report.edit_flip_rate):
+        assert 0.0 <= value <= 1.0
+    assert 0.0 <= report.dice_fat <= 1.0 and 0.0 <= report.dice_fgt <= 1.0
+    assert report.mean_dice == pytest.approx((report.dice_fat + report.dice_fgt) / 2)
+    assert report.mae_edit > 0 and report.mae_nothing > 0
+    assert report.settings["steps_used"] == 2
+    verdicts = report.verdicts()
+    assert len(verdicts) == 5 and all(v in (True, False) for v in verdicts.values())
+
+
+def test_verdicts_follow_thresholds():
+    report = AcceptanceReport(manufacturer_accuracy=0.96, edit_flip_rate=0.69)
+    report.mae_edit, report.mae_nothing = 0.1, 0.2
+    report.ratio_source, report.ratio_edit, report.ratio_truth = 0.5, 0.9, 0.6
+    report.dice_fat, report.dice_fgt = 0.9, 0.79
+    v = report.verdicts()
+    assert v["iap: manufacturer accuracy >= 95%"] is True
+    assert v["iap: edits flip to target >= 70%"] is False
+    assert v["cddgm: edit beats do-nothing (MAE to truth)"] is True
+    assert v["cddgm: fat/FGT contrast moves towards truth"] is False  # 0.9 is farther than 0.5
+    assert v["seg: mean Dice >= 0.85"] is False  # mean 0.845
+    assert AcceptanceReport().verdicts()["seg: mean Dice >= 0.85"] is None
+
+
+def test_ship_writes_half_precision_bundles_with_cards(report, tiny_bundles, tmp_path):
+    written = ship_bundles(dict(tiny_bundles), report, tmp_path, "cf-iap-train ship ...")
+    assert {p.name for p in written.values()} == {"cddgm-default", "iap-default", "seg-default"}
+    for kind, path in written.items():
+        bundle = load_bundle(path)
+        assert bundle.kind == kind
+        manifest = json.loads((path / "bundle.json").read_text())
+        assert manifest["metrics"]["acceptance"]["verdicts"]
+        card = (path / "MODEL_CARD.md").read_text()
+        assert "Acceptance on held-out simulated subjects" in card
+        original = (tiny_bundles[kind] / "weights.safetensors").stat().st_size
+        assert (path / "weights.safetensors").stat().st_size < 0.7 * original
+    cd = load_bundle(written["cddgm"])
+    assert cd.inference_defaults == load_bundle(tiny_bundles["cddgm"]).inference_defaults
+    assert np.isfinite(next(cd.model.parameters()).detach().numpy()).all()

@@ -1,0 +1,108 @@
+"""Copy trained bundles into the package as the plugin's default weights, with model cards.
+
+Weights are stored as fp16 (the package ships at most 30 MB); each bundle gets the acceptance
+report in its ``metrics`` and a ``MODEL_CARD.md`` saying what it is, how it was made and how
+well it does, including the criteria it does not meet yet.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from pathlib import Path
+from typing import Any
+
+from napari_cf_iap.bundles.bundle import load_bundle, save_bundle
+from napari_cf_iap.errors import BundleError
+from napari_cf_iap.pipeline.bundle_access import DEFAULT_BUNDLES
+
+from .acceptance import AcceptanceReport
+
+SIZE_LIMIT_BYTES = 30 * 1024 * 1024
+
+_KIND_TITLE = {
+    "cddgm": "conditional diffusion model (cDDGM)",
+    "iap_predictor": "IAP predictor (ResNet-18)",
+    "segmenter": "fat/FGT segmenter (residual U-Net)",
+}
+
+
+def _card(kind: str, bundle: Any, report: AcceptanceReport, command: str) -> str:
+    prov = bundle.provenance
+    verdicts = report.verdicts()
+    relevant = {k: v for k, v in verdicts.items() if k.startswith(_prefix(kind))}
+    lines = [
+        f"# Default {_KIND_TITLE[kind]}",
+        "",
+        "Trained by `cf-iap-train` on the project's simulated breast-MRI dataset (no real",
+        "patient data). Research use only; not a medical device.",
+        "",
+        "## Provenance",
+        "",
+        f"- data: {prov.get('data', prov.get('store', 'see training/README.md'))}",
+        f"- training command: `{prov.get('command', 'see training/README.md')}`",
+        f"- preset: {prov.get('preset', {}).get('name', prov.get('preset', '?'))}",
+        f"- optimiser steps: {prov.get('global_step', prov.get('step', '?'))}",
+        f"- training time / hardware: {prov.get('train_seconds', '?')} s on "
+        f"{prov.get('hardware', '?')}",
+        f"- config: `{bundle.config.to_dict()}`",
+        f"- packaged: {_dt.date.today().isoformat()} with `{command}` on {platform.machine()}",
+        "",
+        "## Acceptance on held-out simulated subjects",
+        "",
+        "| criterion | result |",
+        "| --- | --- |",
+    ]
+    for name, ok in relevant.items():
+        state = "not measured" if ok is None else ("PASS" if ok else "**FAIL**")
+        lines.append(f"| {name} | {state} |")
+    lines += ["", "Measured values:", "", "```", _values(report), "```", ""]
+    if bundle.metrics:
+        lines += ["Validation metrics from training:", "", "```", str(bundle.metrics), "```", ""]
+    return "\n".join(lines)
+
+
+def _prefix(kind: str) -> str:
+    return {"cddgm": "cddgm", "iap_predictor": "iap", "segmenter": "seg"}[kind]
+
+
+def _values(report: AcceptanceReport) -> str:
+    data = report.to_dict()
+    data.pop("verdicts")
+    return "\n".join(f"{k}: {v}" for k, v in data.items() if k != "settings") + (
+        f"\nsettings: {report.settings}"
+    )
+
+
+def ship_bundles(
+    sources: dict[str, str | Path],
+    report: AcceptanceReport,
+    dest: Path,
+    command: str,
+) -> dict[str, Path]:
+    """Write each source bundle (by kind) as fp16 into ``dest/<default name>`` with a card."""
+    written = {}
+    for kind, source in sources.items():
+        bundle = load_bundle(source)
+        if bundle.kind != kind:
+            raise BundleError(f"{source} is a {bundle.kind} bundle, expected {kind}")
+        metrics = {**bundle.metrics, "acceptance": report.to_dict()}
+        out = save_bundle(
+            bundle.model,
+            bundle.config,
+            dest / DEFAULT_BUNDLES[kind],
+            kind=kind,
+            vocab=bundle.vocab,
+            preprocessing=bundle.preprocessing,
+            provenance={**bundle.provenance, "shipped_from": str(source)},
+            metrics=metrics,
+            inference_defaults=bundle.inference_defaults,
+            overwrite=True,
+            weights_dtype="float16",
+        )
+        (out / "MODEL_CARD.md").write_text(_card(kind, bundle, report, command))
+        written[kind] = out
+    total = sum(f.stat().st_size for p in written.values() for f in p.iterdir())
+    if total > SIZE_LIMIT_BYTES:
+        raise BundleError(f"shipped bundles take {total / 2**20:.1f} MB, over the 30 MB limit")
+    return written
