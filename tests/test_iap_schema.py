@@ -105,7 +105,7 @@ def test_decode_logits_gives_probabilities():
 def test_vocabulary_json_round_trip(tmp_path):
     text = VOCAB.to_json()
     assert IAPVocabulary.from_json(text) == VOCAB
-    VOCAB.save(tmp_path / "vocab.json")
+    (tmp_path / "vocab.json").write_text(VOCAB.to_json())
     loaded = IAPVocabulary.load(tmp_path / "vocab.json")
     assert loaded == VOCAB and loaded.dim == VOCAB.dim
     np.testing.assert_array_equal(loaded.encode(duke_record()), VOCAB.encode(duke_record()))
