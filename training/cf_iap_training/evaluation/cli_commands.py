@@ -228,7 +228,7 @@ def _add_reproduce(sub: Any) -> None:
             context=not args.no_context,
             resume=args.resume or args.report_only,
             overwrite=args.overwrite,
-            command="cf-iap-train " + " ".join(args.argv),
+            command="" if args.report_only else "cf-iap-train " + " ".join(args.argv),
             log=print,
         )
         if args.report_only:

@@ -45,7 +45,7 @@ def f(value: Any, digits: int = 3) -> str:
         return "—"
     if math.isinf(v):
         return "∞"
-    if v != 0 and (abs(v) >= 1e4 or abs(v) < 10**-(digits)):
+    if v != 0 and (abs(v) >= 1e4 or abs(v) < 0.5 * 10**-digits):
         return f"{v:.2e}"
     return f"{v:.{digits}f}"
 
