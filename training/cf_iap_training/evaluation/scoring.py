@@ -89,7 +89,6 @@ class Scorer:
 
     def __post_init__(self) -> None:
         self._original_features = self.extractor(self.edit_set.images)
-        self.predicted_sources = None
 
     def predict_raw(self, images: np.ndarray) -> torch.Tensor:
         """The predictor's raw outputs for (N, S, S) images (resized to its input size)."""
