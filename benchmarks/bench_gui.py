@@ -115,26 +115,31 @@ def setup_widget(viewer, volume, bundle_path: Path, target) -> Any:
 
 def volume_run_stalls(
     widget, heartbeat: Heartbeat, timeout: float
-) -> tuple[list[float], float, float]:
-    """Heartbeat gaps while the widget generates the whole volume, the run's duration, and
-    when (seconds after Run) the longest stall ended."""
+) -> tuple[list[float], float, float, float]:
+    """Heartbeat gaps while the widget generates the whole volume, the run's duration, when
+    (seconds after Run) the longest stall ended, and how long adding the result layer took."""
     widget.scope_volume.setChecked(True)
-    heartbeat.start()
-    started = time.perf_counter()
-    widget.run()
-    finished = wait_until(lambda: not widget.runner.running, timeout)
-    duration = time.perf_counter() - started
-    gaps = heartbeat.stop()
+    clock = CallClock()
+    try:
+        heartbeat.start()
+        started = time.perf_counter()
+        widget.run()
+        finished = wait_until(lambda: not widget.runner.running, timeout)
+        duration = time.perf_counter() - started
+        gaps = heartbeat.stop()
+    finally:
+        clock.restore()
+    show_s = clock.show_spans[-1] if clock.show_spans else float("nan")
     worst_at = heartbeat.ends[int(np.argmax(gaps))] - started if gaps else float("nan")
     if not finished:
         widget.cancel()
         raise RuntimeError(f"the volume run did not finish within {timeout:.0f} s")
     widget.scope_slice.setChecked(True)
-    return gaps, duration, worst_at
+    return gaps, duration, worst_at, show_s
 
 
-class PreviewClock:
-    """Timestamps of the preview's core call and of its layer update (wrapping, not editing,
+class CallClock:
+    """Timestamps of the widget's core calls and of its layer updates (wrapping, not editing,
     the widget's module-level helpers)."""
 
     def __init__(self) -> None:
@@ -145,6 +150,7 @@ class PreviewClock:
         self.real_show = counterfactual_widget.show_counterfactual
         self.compute: list[tuple[float, float]] = []
         self.shown: list[float] = []
+        self.show_spans: list[float] = []  # seconds spent adding/updating the layer
 
         def generate(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
@@ -153,8 +159,10 @@ class PreviewClock:
             return result
 
         def show(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
             layer = self.real_show(*args, **kwargs)
             self.shown.append(time.perf_counter())
+            self.show_spans.append(self.shown[-1] - start)
             return layer
 
         core_api.generate_counterfactual = generate
@@ -167,7 +175,7 @@ class PreviewClock:
 
 def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, float]]:
     """Move the flip-angle slider; time until the preview layer shows the result."""
-    clock = PreviewClock()
+    clock = CallClock()
     try:
         widget.live.setChecked(True)  # first preview (warm-up)
         wait_until(lambda: len(clock.shown) >= 1, timeout)
@@ -224,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             widget, _ = setup_widget(viewer, volume, bundle_path, target)
             heartbeat = Heartbeat()
-            gaps, duration, worst_at = volume_run_stalls(widget, heartbeat, args.timeout)
+            gaps, duration, worst_at, show_s = volume_run_stalls(widget, heartbeat, args.timeout)
             heartbeat.start()
             idle(min(duration, 10.0))
             idle_gaps = heartbeat.stop()
@@ -234,8 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             viewer.close()
     body = render(
-        volume, described, gaps, idle_gaps, duration, worst_at, previews, settings, defaults
-    )
+        volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings,
+        defaults,
+    )  # fmt: skip
     common.report(
         "gui", "GUI responsiveness (napari plugin)", body, device, write=not args.no_write
     )
@@ -243,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render(
-    volume, described, gaps, idle_gaps, duration, worst_at, previews, settings, defaults
+    volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings, defaults
 ) -> str:
     stall = max(gaps) if gaps else float("nan")
     idle_stall = max(idle_gaps) if idle_gaps else float("nan")
@@ -294,7 +303,8 @@ def render(
             ),
             "",
             f"The longest stall of the run ended {worst_at:.2f} s after Run was pressed (the run "
-            f"took {duration:.2f} s until the widget reported it finished).",
+            f"took {duration:.2f} s until the widget reported it finished). Adding the result "
+            f"layer (`show_counterfactual`, on the GUI thread) took {1000 * show_s:.0f} ms.",
             "",
             f"Live preview of one slice after a slider change ({len(previews)} changes; "
             "total = slider moved -> preview layer updated, including the widget's debounce):",

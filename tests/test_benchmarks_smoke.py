@@ -156,13 +156,14 @@ def test_gui_heartbeat_and_preview_latency(make_napari_viewer, tiny_bundles):
     volume = bg.gui_volume((4, 32, 32))
     widget, _ = bg.setup_widget(viewer, volume, tiny_bundles["cddgm"], SIEMENS)
     heartbeat = bg.Heartbeat()
-    gaps, duration, worst_at = bg.volume_run_stalls(widget, heartbeat, 60)
+    gaps, duration, worst_at, show_s = bg.volume_run_stalls(widget, heartbeat, 60)
     assert gaps and all(g > 0 for g in gaps) and duration > 0 and worst_at >= 0
+    assert 0 < show_s < duration
     assert viewer.layers[-1].name.startswith("CF ")
     previews = bg.preview_latencies(widget, repeats=1, timeout=60)
     (p,) = previews
     assert p["total"] >= p["compute"] > 0 and p["debounce"] > 0
-    text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, previews,
+    text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, show_s, previews,
                      widget.sampling.request_kwargs(), {})  # fmt: skip
     assert "longest stall" in text and "Live preview" in text
 
