@@ -113,12 +113,6 @@ def test_killed_run_leaves_a_whole_checkpoint_and_resumes_to_the_end(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="mid-epoch resume is not exact yet: the training DataLoader is not resumable "
-    "(Lightning warns) and noise, timesteps and CFG dropout come from the global RNG, which "
-    "last.ckpt does not hold; reported to the training package",
-)
 def test_resumed_state_equals_uninterrupted(runs):
     a, b = runs["straight"], runs["resumed"]
     assert a["state_dict"].keys() == b["state_dict"].keys()

@@ -81,9 +81,11 @@ class CDDGMModule(TrainingModule):
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x0, iap, _ = batch
-        t = self.sample_timesteps(x0.shape[0])
+        gen = self.step_generator()  # seeded by (run seed, step, rank): resumes exactly
+        t = self.sample_timesteps(x0.shape[0], gen)
+        noise = torch.randn(x0.shape, generator=gen, device=gen.device, dtype=x0.dtype).to(x0)
         loss = self.denoising_loss(
-            x0, iap, t, torch.randn_like(x0), drop=float(self.preset["cond_dropout"])
+            x0, iap, t, noise, drop=float(self.preset["cond_dropout"]), generator=gen
         )
         self.log("train_loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss

@@ -7,6 +7,9 @@
   ``with_augmentations`` is set; validate on masked ``val`` patients.
 
 Validation may be empty (tiny stores): training then runs without validation.
+
+The training loader is resumable (:mod:`.data_order`): its order depends only on (``seed``,
+epoch), each DDP rank takes its shard, and ``last.ckpt`` records how far the epoch got.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch.utils.data import DataLoader
 from napari_cf_iap.errors import InputError
 from napari_cf_iap.iap import IAPVocabulary
 
+from .data_order import ResumableDataLoader, ResumableSampler
 from .dataset import SliceDataset
 from .slice_store import COUNTERFACTUAL, ORIGINAL, SliceStore
 
@@ -59,6 +63,7 @@ class StoreDataModule(pl.LightningDataModule):
         flip: bool = True,
         with_augmentations: bool = False,
         num_workers: int = 0,
+        seed: int = 0,
     ):
         super().__init__()
         self.store = store
@@ -68,22 +73,43 @@ class StoreDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.flip = flip
         self.num_workers = num_workers
+        self.seed = int(seed)
 
-    def _loader(self, rows: list[int], train: bool) -> DataLoader:
-        dataset = SliceDataset(
+    def _dataset(self, rows: list[int], train: bool) -> SliceDataset:
+        return SliceDataset(
             self.store, rows, self.image_size, self.vocabulary, flip=self.flip and train
         )
-        return DataLoader(
+
+    def _batches_done(self) -> int | None:
+        """Batches of the current epoch the Lightning loop has trained (None outside fit)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        dataset = self._dataset(self.train_rows, True)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=world, rank=rank)
+        return ResumableDataLoader(
             dataset,
-            batch_size=min(self.batch_size, len(dataset)) if not train else self.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) >= self.batch_size,
+            sampler=sampler,
+            batches_done=self._batches_done,
+            batch_size=self.batch_size,
+            drop_last=sampler.num_samples >= self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_rows, True)
-
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self.val_rows, False) if self.val_rows else []
+        if not self.val_rows:
+            return []
+        dataset = self._dataset(self.val_rows, False)
+        return DataLoader(
+            dataset,
+            batch_size=min(self.batch_size, len(dataset)),
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

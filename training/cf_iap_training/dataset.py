@@ -70,7 +70,10 @@ class SliceDataset(Dataset):
 
     Images are resized from the store size to ``image_size`` on the fly (antialiased bilinear),
     labels with nearest neighbour. IAP vectors are encoded once per distinct record.
-    ``flip`` adds random left/right flips (a symmetric augmentation for breast MRI).
+    ``flip`` adds random left/right flips (a symmetric augmentation for breast MRI). Items are
+    an index or an ``(index, sample_seed)`` pair (from :class:`~.data_order.ResumableSampler`):
+    with a seed the flip is drawn from it, so a resumed run repeats it; without, from the
+    global RNG.
     """
 
     def __init__(
@@ -100,11 +103,15 @@ class SliceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(
+        self, item: int | tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
         row = int(self.rows[index])
         image = torch.from_numpy(np.array(self.store.image(row), dtype=np.float32))[None]
         label = torch.from_numpy(np.array(self.store.label(row), dtype=np.int64))
-        if self.flip and torch.rand(()) < 0.5:
+        gen = None if seed is None else torch.Generator().manual_seed(int(seed))
+        if self.flip and torch.rand((), generator=gen) < 0.5:
             image, label = image.flip(-1), label.flip(-1)
         return (
             resize_image(image, self.image_size),

@@ -4,7 +4,8 @@ Run directory::
 
     run.json                 model, preset, architecture config, vocabulary, store, command
     checkpoints/last.ckpt    written atomically every few hundred steps, at the end and on
-                             Ctrl-C; ``--resume`` continues from it (optimiser, step, EMA)
+                             Ctrl-C; ``--resume`` continues from it (optimiser, step, EMA,
+                             data-order position) and ends where an uninterrupted run would
     checkpoints/best-*.ckpt  the best on validation (val_loss; the segmenter: val_dice)
     logs/                    CSV (default) or TensorBoard logs
     bundle/                  the model bundle the plugin loads (EMA weights where an EMA is
@@ -23,6 +24,7 @@ import json
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +222,8 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         raise InputError(f"--log must be csv or tensorboard, got {opts.log!r}")
     preset, vocabulary, store, saved = _prepare_run_dir(opts)
     config = build_config(opts.model, preset, vocabulary)
-    pl.seed_everything(opts.seed, workers=True, verbose=False)
+    seed = int(saved.get("seed", opts.seed))  # on resume the run's own seed
+    pl.seed_everything(seed, workers=True, verbose=False)
     data = StoreDataModule(
         store,
         opts.model,
@@ -230,6 +233,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         flip=preset.flip,
         with_augmentations=saved.get("with_augmentations", opts.with_augmentations),
         num_workers=hw.num_workers,
+        seed=seed,
     )
     extra = {}
     if opts.model == "iap":
@@ -238,6 +242,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         weights = inverse_frequency_weights(data.train_dataloader().dataset.vectors, vocabulary)
         extra["class_weights"] = {k: v.tolist() for k, v in weights.items()}
     module = build_module(opts.model, config, preset, vocabulary, **extra)
+    module.rng_seed = seed  # per-step randomness from (seed, step, rank): exact resumes
     has_val = bool(data.val_rows)
     ckpt_dir = opts.out / "checkpoints"
     every = min(preset.val_every_steps or 200, 200)  # last.ckpt at least every 200 steps
@@ -246,7 +251,8 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     callbacks: list[Any] = []
     if preset.ema_decay:
         callbacks.append(EMAWeightAveraging(decay=preset.ema_decay))
-    callbacks.append(LastCheckpoint(ckpt_dir, every))  # after the EMA callback (see its doc)
+    last_checkpoint = LastCheckpoint(ckpt_dir, every)
+    callbacks.append(last_checkpoint)  # after the EMA callback (see its doc)
     best = None
     if has_val:
         best = ModelCheckpoint(
@@ -336,6 +342,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         gradient_clip_val=1.0,
         enable_model_summary=False,
     )
+    last_checkpoint.run_last(trainer)  # behind ModelCheckpoint: last.ckpt knows the best
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if opts.resume and last.is_file() else None
     step_before = 0
@@ -356,7 +363,13 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         network, weights = module.model, "ema" if preset.ema_decay else "last"
-        if best is not None and best.best_model_path:
+        if best is not None and best.best_model_path and not Path(best.best_model_path).is_file():
+            warnings.warn(
+                f"the best checkpoint {best.best_model_path} is gone (a run killed while it "
+                "was replaced); the bundle holds the last weights instead",
+                stacklevel=1,
+            )
+        elif best is not None and best.best_model_path:
             from .export import checkpoint_state
 
             state, info = checkpoint_state(best.best_model_path)
