@@ -195,3 +195,30 @@ def test_crashed_and_resumed_run_equals_uninterrupted(
     a, b = _final_state(straight), _final_state(crashed)
     assert a["global_step"] == MAX_STEPS
     _assert_same_final_state(a, b)
+
+
+@pytest.mark.slow
+def test_checkpoint_without_loader_position_resumes_with_a_warning(store, tmp_path, monkeypatch):
+    """A last.ckpt from before resumable training (no loader position) still resumes: from its
+    step, with a fresh data order for the rest of the epoch, and says so."""
+    from cf_iap_training.iap_module import IAPModule
+
+    run = tmp_path / "old"
+    original = IAPModule.training_step
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == KILL_IN_STEP:
+            raise _Crash("power cut")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(IAPModule, "training_step", training_step)
+    with pytest.raises(_Crash):
+        main(_train_args(store, run, "iap"))
+    monkeypatch.setattr(IAPModule, "training_step", original)
+    last = run / "checkpoints" / "last.ckpt"
+    old = _final_state(run)
+    del old["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    torch.save(old, last)
+    with pytest.warns(UserWarning, match="no data-loader position"):
+        assert main([*_train_args(store, run, "iap"), "--resume"]) == 0
+    assert _final_state(run)["global_step"] == MAX_STEPS
