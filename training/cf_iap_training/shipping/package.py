@@ -29,6 +29,8 @@ _KIND_TITLE = {
 
 def _card(kind: str, bundle: Any, report: AcceptanceReport, command: str) -> str:
     prov = bundle.provenance
+    data = prov.get("data") if isinstance(prov.get("data"), dict) else {}
+    hardware = prov.get("hardware") if isinstance(prov.get("hardware"), dict) else {}
     verdicts = report.verdicts()
     relevant = {k: v for k, v in verdicts.items() if k.startswith(_prefix(kind))}
     lines = [
@@ -39,12 +41,15 @@ def _card(kind: str, bundle: Any, report: AcceptanceReport, command: str) -> str
         "",
         "## Provenance",
         "",
-        f"- data: {prov.get('data', prov.get('store', 'see training/README.md'))}",
+        f"- data: simulated slice store `{data.get('store', '?')}` "
+        f"({data.get('train_slices', '?')} training slices; simulator output "
+        f"`{data.get('store_meta', {}).get('source', '?')}`)",
         f"- training command: `{prov.get('command', 'see training/README.md')}`",
-        f"- preset: {prov.get('preset', {}).get('name', prov.get('preset', '?'))}",
-        f"- optimiser steps: {prov.get('global_step', prov.get('step', '?'))}",
+        f"- preset: {prov.get('preset', {}).get('name', '?')}",
+        f"- optimiser steps: {prov.get('steps', '?')} ({prov.get('weights', '?')} weights)",
         f"- training time / hardware: {prov.get('train_seconds', '?')} s on "
-        f"{prov.get('hardware', '?')}",
+        f"{hardware.get('platform', '?')}, {hardware.get('cpu_count', hardware.get('cpus', '?'))} "
+        "CPU cores (shared with other jobs)",
         f"- config: `{bundle.config.to_dict()}`",
         f"- packaged: {_dt.date.today().isoformat()} with `{command}` on {platform.machine()}",
         "",
