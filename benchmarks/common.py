@@ -59,9 +59,13 @@ def device_name(device: torch.device) -> str:
 
 def machine_info(device: torch.device) -> str:
     """One line: CPU, cores, torch version and threads, device."""
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    threads = f"{torch.get_num_threads()} threads" + (
+        f", OMP_WAIT_POLICY={policy}" if policy else ""
+    )
     return (
-        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), device {device} ({device_name(device)})"
+        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} ({threads}), "
+        f"device {device} ({device_name(device)})"
     )
 
 
