@@ -272,9 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "On a CPU one batch-2 forward costs about as much as two batch-1 forwards (compute "
             "bound), so batching the CFG pair brings nothing here; the CPU gains come from "
             "SDPA attention (large only where attention is large: the paper config's 56² "
-            "tokens) and inference_mode. channels_last measured no gain (FLOPs section), and "
-            "neither did a frozen TorchScript trace of the default config (0.70 vs 0.70 s "
-            "per batch-2 forward, 7 interleaved rounds), so the product keeps NCHW. At 64² "
+            "tokens) and inference_mode. channels_last gained at most a few percent, within "
+            "run-to-run noise (FLOPs section; slower in runs under heavier load), and a frozen "
+            "TorchScript trace of the default config gained nothing (0.70 vs 0.70 s per "
+            "batch-2 forward, 7 interleaved rounds), so the product keeps NCHW. At 64² "
             "the default config spends 3.2 of its 3.7 GFLOP in convolutions and only 0.1 in "
             "attention, which is why its speed-up stays far below the paper config's."
         )
