@@ -141,3 +141,20 @@ def test_core_modules_import_without_heavy_libraries():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_store_size_path_matches_two_stage_training_resampling():
+    """With store_size, slices take the training store's path: store size, normalise, resize."""
+    from napari_cf_iap.preprocessing import PreprocessConfig, preprocess_volume, resize_slices
+
+    rng = np.random.default_rng(5)
+    data = rng.gamma(2.0, 50.0, size=(3, 90, 70)).astype(np.float32)
+    config = PreprocessConfig(size=16, drop_slices=0, store_size=32)
+    out, state = preprocess_volume(data, config)
+    stored = resize_slices(data, (32, 32))
+    low, high = np.percentile(stored.reshape(3, -1), [10, 99], axis=1)
+    expected = resize_slices((stored - low[:, None, None]) / (high - low)[:, None, None], (16, 16))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    direct, _ = preprocess_volume(data, PreprocessConfig(size=16, drop_slices=0))
+    assert not np.allclose(out, direct, atol=1e-3)  # the path matters
+    np.testing.assert_allclose(state.lows, low, rtol=1e-5)

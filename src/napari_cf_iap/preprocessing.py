@@ -9,6 +9,9 @@ slice at a time, the authors' sampler re-applies the same 10th/99th rescaling to
 2D x0 (``method-facts.md``), and MONAI's ``ScaleIntensityRangePercentiles`` applied to a 2D
 slice sample does exactly this. ``per='volume'`` uses one pair of percentiles for the stack.
 Percentiles are computed after resizing, so the model input has them at exactly 0 and 1.
+With ``store_size`` set (bundles trained from a slice store at another size), slices are
+resized to the store size, normalised there and then resized to ``size``: exactly the path
+the training data took, which matters because the IAP predictor reads noise texture.
 
 A constant slice (high == low percentile) is shifted by its value but not scaled (scale 1),
 so it maps to 0 and the inverse is still exact; ``PreprocessState.constant`` marks it.
@@ -36,6 +39,9 @@ class PreprocessConfig:
     low_pct: float = 10.0
     high_pct: float = 99.0
     per: Literal["slice", "volume"] = "slice"
+    #: resample through this size first and normalise there (as a training slice store
+    #: did), then resize to ``size``; None = straight to ``size``
+    store_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -144,7 +150,8 @@ def preprocess_volume(
     drop = config.drop_slices
     dropped = n > 2 * drop and drop > 0
     start, stop = (drop, n - drop) if dropped else (0, n)
-    resized = resize_slices(data[start:stop], (config.size, config.size))
+    stage = config.store_size or config.size
+    resized = resize_slices(data[start:stop], (stage, stage))
     pcts = [config.low_pct, config.high_pct]
     if config.per == "slice":
         lows, highs = np.percentile(resized.reshape(len(resized), -1), pcts, axis=1)
@@ -155,6 +162,8 @@ def preprocess_volume(
     out = (resized - lows[:, None, None].astype(np.float32)) / scales[:, None, None].astype(
         np.float32
     )
+    if stage != config.size:  # the affine intensity map commutes with (linear) resizing
+        out = resize_slices(out, (config.size, config.size))
     state = PreprocessState(
         config=config,
         original_shape=tuple(int(s) for s in data.shape),  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     from ..bundles.bundle import LoadedBundle
+    from ..preprocessing import PreprocessConfig
 
 #: The bundles that ship inside the package, by kind.
 DEFAULT_BUNDLES = {
@@ -36,8 +37,13 @@ def get_bundle(kind: str, name_or_path: BundleLike = None, device: str = "auto")
     return load_cached(name_or_path or DEFAULT_BUNDLES[kind], device, kind=kind)
 
 
-def preprocessing_of(bundle: LoadedBundle) -> tuple[int, float, float]:
-    """(image size, low percentile, high percentile) the bundle was trained with."""
-    pre = bundle.preprocessing or {}
-    size = int(pre.get("size", getattr(bundle.config, "image_size", 64)))
-    return size, float(pre.get("low_pct", 10.0)), float(pre.get("high_pct", 99.0))
+def preprocessing_of(bundle: LoadedBundle) -> PreprocessConfig:
+    """The preprocessing the bundle was trained with (size, percentiles, store size)."""
+    import dataclasses
+
+    from ..preprocessing import PreprocessConfig
+
+    pre = dict(bundle.preprocessing or {})
+    pre.setdefault("size", getattr(bundle.config, "image_size", 64))
+    names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in pre.items() if k in names})

@@ -50,8 +50,8 @@ def generate_counterfactual(
     vector = loaded.vocab.encode(target, allow_extrapolation=request.allow_extrapolation)
     steps, guidance = resolved_settings(request, loaded.inference_defaults)
     indices = select_slices(volume, request.slices)
-    size, low_pct, high_pct = preprocessing_of(loaded)
-    stack = to_model_stack(volume, indices, size, low_pct, high_pct)
+    preprocessing = preprocessing_of(loaded)
+    stack = to_model_stack(volume, indices, preprocessing)
 
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
     edited = sampler.generate(

@@ -44,7 +44,7 @@ def predict_iap_raw(
     if loaded.vocab is None:
         raise IAPValueError(f"bundle {loaded.path} carries no IAP vocabulary")
     indices = select_slices(volume, slices)
-    size, low_pct, high_pct = preprocessing_of(loaded)
+    preprocessing = preprocessing_of(loaded)
     dev = resolve_device(device)
     model = loaded.model.to(dev).eval()
     rows = []
@@ -52,7 +52,7 @@ def predict_iap_raw(
         if should_stop is not None and should_stop():
             raise CancelledError(f"IAP prediction cancelled after {start} of {len(indices)} slices")
         chunk = indices[start : start + batch_size]
-        stack = to_model_stack(volume, chunk, size, low_pct, high_pct)
+        stack = to_model_stack(volume, chunk, preprocessing)
         with torch.inference_mode():
             raw = model(torch.from_numpy(stack.images[:, None]).to(dev)).float().cpu().numpy()
         rows.append(raw)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
-from ..preprocessing import resize_slices
+from ..preprocessing import PreprocessConfig, preprocess_volume, resize_slices
 from ..volume import Volume
 
 
@@ -46,19 +47,10 @@ class ModelStack:
         return resize_slices(delta.astype(np.float32), self.original_hw)
 
 
-def to_model_stack(
-    volume: Volume, indices: Sequence[int], size: int, low_pct: float, high_pct: float
-) -> ModelStack:
-    """Resize the chosen slices to ``size``² and map each slice's percentiles to 0 and 1."""
+def to_model_stack(volume: Volume, indices: Sequence[int], config: PreprocessConfig) -> ModelStack:
+    """The chosen slices as the model saw its training data (``config`` = the bundle's)."""
     data = np.asarray(volume.data[list(indices)], dtype=np.float32)
-    if not np.all(np.isfinite(data)):
-        raise InputError("the image contains NaN or inf values; fix or mask them before running")
-    resized = resize_slices(data, (size, size))
-    lows, highs = np.percentile(resized.reshape(len(resized), -1), [low_pct, high_pct], axis=1)
-    span = highs - lows
-    constant = span <= 1e-8 * np.maximum(1.0, np.abs(highs))
-    if np.all(constant):
+    images, state = preprocess_volume(data, dataclasses.replace(config, drop_slices=0))
+    if np.all(state.constant):
         raise InputError("the selected slices are constant (no contrast); nothing to process")
-    scales = np.where(constant, 1.0, span)
-    images = (resized - lows[:, None, None]) / scales[:, None, None]
-    return ModelStack(images.astype(np.float32), lows, scales, tuple(data.shape[1:]))
+    return ModelStack(images, state.lows, state.scales, tuple(data.shape[1:]))
