@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def save_demo_figure(result, path: Path, *, overwrite: bool = False) -> Path:
         ax.imshow(image, cmap="magma" if "MAE" in title else "gray", vmin=0, vmax=1.1)
         if overlay is not None:
             ax.imshow(overlay, cmap=masks, vmin=0, vmax=2, interpolation="nearest")
-        ax.set_title(title, fontsize=7.5)
+        ax.set_title(textwrap.fill(title, 48), fontsize=7.5)
         ax.axis("off")
     fig.suptitle(
         f"fat/FGT ratio: source {r.ratio_source:.2f}, edit {r.ratio_edit:.2f}, "
