@@ -59,6 +59,7 @@ def build_eval_set(
 ) -> EvalSet:
     """Simulated GE/Siemens pairs of ``subjects`` anatomies, central slices, in model space."""
     from napari_cf_iap.pipeline.slices import to_model_stack
+    from napari_cf_iap.preprocessing import PreprocessConfig
     from napari_cf_iap.simulator import sample_pair
 
     sources, truths, targets, records, seeds, directions = [], [], [], [], [], []
@@ -69,8 +70,8 @@ def build_eval_set(
         idx = np.linspace(n // 4, 3 * n // 4, slices_per_subject).round().astype(int).tolist()
         target = vocab.validate(tru.volume.iap, allow_extrapolation=True)
         vector = vocab.encode(target, allow_extrapolation=True)
-        sources.append(to_model_stack(src.volume, idx, size, 10.0, 99.0).images)
-        truths.append(to_model_stack(tru.volume, idx, size, 10.0, 99.0).images)
+        sources.append(to_model_stack(src.volume, idx, PreprocessConfig(size=size)).images)
+        truths.append(to_model_stack(tru.volume, idx, PreprocessConfig(size=size)).images)
         targets += [vector] * len(idx)
         records += [target] * len(idx)
         seeds += [1000 * i + j for j in idx]

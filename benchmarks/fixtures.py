@@ -24,13 +24,14 @@ def simulated_slices(n: int, size: int, seed: int = 0) -> np.ndarray:
     """(n, 1, size, size) float32 slices of one simulated subject, preprocessed like the
     pipeline does (resized, 10th/99th percentile to 0/1)."""
     from napari_cf_iap.pipeline.slices import to_model_stack
+    from napari_cf_iap.preprocessing import PreprocessConfig
     from napari_cf_iap.simulator import acquire, make_phantom, sample_protocol
     from napari_cf_iap.simulator.noise_fields import substream
 
     phantom = make_phantom(seed, (max(n, 4), 128, 128))
     iap = sample_protocol(substream(seed, "protocol"))
     volume = acquire(phantom, iap, seed=seed).volume
-    stack = to_model_stack(volume, list(range(n)), size, 10.0, 99.0)
+    stack = to_model_stack(volume, list(range(n)), PreprocessConfig(size=size))
     return stack.images[:, None].astype(np.float32)
 
 
