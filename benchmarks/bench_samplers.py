@@ -3,11 +3,12 @@
 The simulator renders one anatomy under two protocols (GE and Siemens, alternating direction
 per subject), so every edit has a true re-acquisition. For each noise level t0 in {25, 50, 75}
 the source slices are edited towards the other protocol with DDPM (t0 ancestral steps, the
-paper) and with DDIM in 5, 10 and 20 steps, with the same seeds. Everything is scored in model
-space, as in the paper: SSIM (MONAI, data range 1, kernel 11) and MAE to the true
-re-acquisition after the same preprocessing, and the IAP predictor's top-1 accuracy against
-the *target* categorical IAPs (fooling accuracy; edits upsampled to the predictor's size and
-re-normalised, the source and the truth scored the same way as references).
+paper) and with DDIM in 5, 10 and 20 steps, with the same seeds. Every edit goes through
+the product path (``pipeline.generate_counterfactual``) and is scored like the paper's
+metrics: SSIM (MONAI, data range 1, window 11) and MAE to the true re-acquisition after
+per-slice 10th/99th-percentile normalisation, and the IAP predictor's top-1 accuracy against
+the *target* categorical IAPs (fooling accuracy, ``pipeline.predict_iap_raw``); the unedited
+source and the truth are scored the same way as references.
 
 Speed is timed separately on a few slices: DDPM-50 against each DDIM variant at t0 = 50,
 interleaved rounds, medians.
@@ -21,11 +22,11 @@ Needs the trained default bundles (or ``--cddgm``/``--iap`` paths); prints
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from . import common
 from .fixtures import shipped_bundle
@@ -38,52 +39,68 @@ FOOLING_TOLERANCE = 2.0  # percentage points
 
 
 @dataclass
-class EvalSet:
-    """Source and truth slices in model space, target vectors, labels and seeds."""
+class Subject:
+    """One simulated anatomy: the source and true re-acquisition volumes, the target IAPs and
+    the central slices that are edited and scored."""
 
-    source: np.ndarray  # (n, 1, s, s)
-    truth: np.ndarray  # (n, 1, s, s)
-    targets: np.ndarray  # (n, D)
-    records: list  # (n,) target IAPRecords
-    seeds: list[int]
-    directions: list[str] = field(default_factory=list)
+    source: Any  # Volume
+    truth: Any  # Volume
+    target: Any  # IAPRecord, canonical for the cDDGM's vocabulary
+    slices: list[int]
+
+    @property
+    def direction(self) -> str:
+        return f"{self.source.iap.model_name} -> {self.truth.iap.model_name}"
+
+
+@dataclass
+class EvalSet:
+    subjects: list[Subject]
+
+    @property
+    def n_slices(self) -> int:
+        return sum(len(s.slices) for s in self.subjects)
+
+    @property
+    def records(self) -> list:
+        return [s.target for s in self.subjects for _ in s.slices]
+
+    @property
+    def directions(self) -> list[str]:
+        return [s.direction for s in self.subjects]
 
 
 def build_eval_set(
     vocab,
-    size: int,
     subjects: int,
     slices_per_subject: int,
     seed: int = 100,
     shape: tuple[int, int, int] = (16, 160, 160),
 ) -> EvalSet:
-    """Simulated GE/Siemens pairs of ``subjects`` anatomies, central slices, in model space."""
-    from napari_cf_iap.pipeline.slices import to_model_stack
-    from napari_cf_iap.preprocessing import PreprocessConfig
+    """Simulated pairs of ``subjects`` anatomies (GE -> Siemens and Siemens -> GE in turn)."""
     from napari_cf_iap.simulator import sample_pair
 
-    sources, truths, targets, records, seeds, directions = [], [], [], [], [], []
+    out = []
     for i in range(subjects):
         ge, siemens = sample_pair(seed + i, shape)
         src, tru = (ge, siemens) if i % 2 == 0 else (siemens, ge)
         n = src.volume.shape[0]
         idx = np.linspace(n // 4, 3 * n // 4, slices_per_subject).round().astype(int).tolist()
         target = vocab.validate(tru.volume.iap, allow_extrapolation=True)
-        vector = vocab.encode(target, allow_extrapolation=True)
-        sources.append(to_model_stack(src.volume, idx, PreprocessConfig(size=size)).images)
-        truths.append(to_model_stack(tru.volume, idx, PreprocessConfig(size=size)).images)
-        targets += [vector] * len(idx)
-        records += [target] * len(idx)
-        seeds += [1000 * i + j for j in idx]
-        directions.append(f"{src.volume.iap.model_name} -> {tru.volume.iap.model_name}")
-    return EvalSet(
-        np.concatenate(sources)[:, None],
-        np.concatenate(truths)[:, None],
-        np.stack(targets).astype(np.float32),
-        records,
-        seeds,
-        directions,
-    )
+        out.append(Subject(src.volume, tru.volume, target, sorted(set(idx))))
+    return EvalSet(out)
+
+
+def stack(volumes: Sequence[Any], eval_set: EvalSet) -> np.ndarray:
+    """The scored slices of one volume per subject, each slice normalised (10th/99th
+    percentile to 0/1, as the paper's metrics expect): (n, 1, H, W)."""
+    from napari_cf_iap.fidelity import normalise_per_slice
+
+    parts = [
+        normalise_per_slice(v.data[s.slices])
+        for v, s in zip(volumes, eval_set.subjects, strict=True)
+    ]
+    return np.concatenate(parts)[:, None].astype(np.float32)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -93,20 +110,19 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(ssim_per_image(a, b)))
 
 
-def fooling_accuracy(images: np.ndarray, eval_set: EvalSet, predictor, device) -> float:
-    """Top-1 accuracy (%) of the IAP predictor against the target IAPs, averaged over the
-    categorical IAPs (the evaluation's ``iap_scores``)."""
+def fooling_accuracy(volumes: Sequence[Any], eval_set: EvalSet, predictor, device) -> float:
+    """Top-1 accuracy (%) of ``pipeline.predict_iap_raw`` on the scored slices against the
+    target IAPs, averaged over the categorical IAPs (the evaluation's ``iap_scores``)."""
     from cf_iap_training.evaluation.metrics import iap_scores
 
-    from napari_cf_iap.fidelity import normalise_per_slice
     from napari_cf_iap.iap import CATEGORICAL_IAPS
-    from napari_cf_iap.preprocessing import resize_slices
+    from napari_cf_iap.pipeline import predict_iap_raw
 
-    size = int(predictor.preprocessing.get("size", predictor.config.image_size))
-    resized = normalise_per_slice(resize_slices(images[:, 0], (size, size))).astype(np.float32)
-    with torch.inference_mode():
-        raw = predictor.model(torch.from_numpy(resized[:, None]).to(device)).float().cpu()
-    scores = iap_scores(raw, eval_set.records, predictor.vocab)
+    raws = [
+        predict_iap_raw(v, predictor, slices=s.slices, device=str(device))[0]
+        for v, s in zip(volumes, eval_set.subjects, strict=True)
+    ]
+    scores = iap_scores(np.concatenate(raws), eval_set.records, predictor.vocab)
     return float(100.0 * np.mean([scores[name] for name in CATEGORICAL_IAPS]))
 
 
@@ -126,17 +142,21 @@ class Variant:
     def model_calls(self) -> int:
         return self.t0 if self.sampler == "ddpm" else min(self.ddim_steps, self.t0)
 
-    def run(self, sampler, x, targets, seeds, guidance, batch_size):
-        return sampler.generate(
-            x,
-            targets,
+    def run(self, cddgm, subject: Subject, guidance, batch_size, device, slices=None):
+        """The product's edit of the subject's scored slices (``pipeline``, detail transfer)."""
+        from napari_cf_iap.pipeline import CounterfactualRequest, generate_counterfactual
+
+        request = CounterfactualRequest(
+            target=subject.target,
             steps=self.t0,
             guidance=guidance,
             sampler=self.sampler,
             ddim_steps=max(1, self.ddim_steps),
-            seeds=seeds,
+            slices=slices if slices is not None else subject.slices,
+            allow_extrapolation=True,
             batch_size=batch_size,
-        ).numpy()
+        )
+        return generate_counterfactual(subject.source, request, cddgm, device=str(device))
 
 
 def grid(t0s: Sequence[int] = T0S, ddim_steps: Sequence[int] = DDIM_STEPS) -> list[Variant]:
@@ -147,34 +167,37 @@ def grid(t0s: Sequence[int] = T0S, ddim_steps: Sequence[int] = DDIM_STEPS) -> li
     return out
 
 
-def evaluate(sampler, predictor, eval_set, variants, guidance, batch_size, device) -> list[dict]:
+def evaluate(cddgm, predictor, eval_set, variants, guidance, batch_size, device) -> list[dict]:
     """Quality (and one wall time) of every variant on the whole evaluation set."""
+    truth = stack([s.truth for s in eval_set.subjects], eval_set)
     rows = []
     for v in variants:
         seconds, edited = common.timed(
-            lambda v=v: v.run(
-                sampler, eval_set.source, eval_set.targets, eval_set.seeds, guidance, batch_size
-            ),
+            lambda v=v: [v.run(cddgm, s, guidance, batch_size, device) for s in eval_set.subjects],
             device,
         )
+        images = stack(edited, eval_set)
         rows.append(
             {
                 "variant": v,
                 "seconds": seconds,
-                "ssim": ssim(edited, eval_set.truth),
-                "mae": float(np.abs(edited - eval_set.truth).mean()),
+                "ssim": ssim(images, truth),
+                "mae": float(np.abs(images - truth).mean()),
                 "fooling": fooling_accuracy(edited, eval_set, predictor, device),
             }
         )
     return rows
 
 
-def time_against_ddpm(sampler, eval_set, t0, ddim_steps, guidance, slices, repeats, device):
-    """Interleaved medians: DDPM at t0 vs DDIM variants at t0, on ``slices`` slices."""
-    x, targets, seeds = eval_set.source[:slices], eval_set.targets[:slices], eval_set.seeds[:slices]
+def time_against_ddpm(cddgm, eval_set, t0, ddim_steps, guidance, slices, repeats, device):
+    """Interleaved medians: DDPM at t0 vs DDIM variants at t0, on ``slices`` slices of the
+    first subject."""
+    subject = eval_set.subjects[0]
+    chosen = subject.slices[:slices]
     variants = [Variant("ddpm", t0)] + [Variant("ddim", t0, n) for n in ddim_steps]
     fns = {
-        v.name: (lambda v=v: v.run(sampler, x, targets, seeds, guidance, slices)) for v in variants
+        v.name: (lambda v=v: v.run(cddgm, subject, guidance, slices, device, slices=chosen))
+        for v in variants
     }
     times, _ = common.interleaved(fns, device, repeats=repeats, warmup=0)
     return variants, times
@@ -234,23 +257,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from napari_cf_iap.bundles.bundle import load_bundle
-    from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
 
     cddgm = load_bundle(paths["cddgm"], device, kind="cddgm")
     predictor = load_bundle(paths["iap_predictor"], device, kind="iap_predictor")
     guidance = args.guidance
     if guidance is None:
         guidance = float(cddgm.inference_defaults.get("guidance", 3.0))
-    size = int(cddgm.preprocessing.get("size", cddgm.config.image_size))
-    eval_set = build_eval_set(cddgm.vocab, size, args.subjects, args.slices_per_subject)
-    sampler = CounterfactualSampler(cddgm.model, cddgm.vocab, device=device)
+    eval_set = build_eval_set(cddgm.vocab, args.subjects, args.slices_per_subject)
     rows = evaluate(
-        sampler, predictor, eval_set, grid(args.t0, args.ddim_steps), guidance,
+        cddgm, predictor, eval_set, grid(args.t0, args.ddim_steps), guidance,
         args.batch_size, device,
     )  # fmt: skip
     ref_t0 = 50 if 50 in args.t0 else args.t0[0]
     timed_variants, times = time_against_ddpm(
-        sampler, eval_set, ref_t0, args.ddim_steps, guidance, args.time_slices, args.repeats, device
+        cddgm, eval_set, ref_t0, args.ddim_steps, guidance, args.time_slices, args.repeats, device
     )
     body = render(
         args, cddgm, predictor, eval_set, rows, timed_variants, times, guidance, device, ref_t0
@@ -265,10 +285,12 @@ TITLE = "DDIM fast path vs DDPM (trained simulator bundles)"
 def render(
     args, cddgm, predictor, eval_set, rows, timed_variants, times, guidance, device, ref_t0=50
 ):
-    ref_source = ssim(eval_set.source, eval_set.truth)
-    fool_source = fooling_accuracy(eval_set.source, eval_set, predictor, device)
-    fool_truth = fooling_accuracy(eval_set.truth, eval_set, predictor, device)
-    n = len(eval_set.seeds)
+    sources = [s.source for s in eval_set.subjects]
+    truths = [s.truth for s in eval_set.subjects]
+    ref_source = ssim(stack(sources, eval_set), stack(truths, eval_set))
+    fool_source = fooling_accuracy(sources, eval_set, predictor, device)
+    fool_truth = fooling_accuracy(truths, eval_set, predictor, device)
+    n = eval_set.n_slices
     quality_rows = []
     for r in rows:
         v = r["variant"]
@@ -322,9 +344,14 @@ def render(
         "see the curve above."
     )
     parts = [
-        f"cDDGM `{cddgm.path}` (sha256 {cddgm.sha256[:12]}, {size_of(cddgm)}²), IAP predictor "
-        f"`{predictor.path}`; guidance {guidance:g}; {n} slices from {args.subjects} simulated "
-        f"subjects ({', '.join(sorted(set(eval_set.directions)))}).",
+        f"cDDGM `{cddgm.path}` (sha256 {cddgm.sha256[:12]}, {size_of(cddgm)}², "
+        f"{provenance_steps(cddgm)}), IAP predictor `{predictor.path}` "
+        f"({provenance_steps(predictor)}); guidance {guidance:g}; {n} slices from "
+        f"{args.subjects} simulated subjects ({', '.join(sorted(set(eval_set.directions)))}). "
+        "Each edit runs through the product path (`pipeline.generate_counterfactual`, detail "
+        "transfer, per-slice seeds) and is scored at the source resolution after per-slice "
+        "10th/99th-percentile normalisation; fooling = `pipeline.predict_iap_raw` on the "
+        "edited slices against the target IAPs.",
         f"References: no edit (source vs truth) SSIM {ref_source:.4f}; fooling accuracy of the "
         f"unedited source {fool_source:.1f}% and of the true re-acquisition {fool_truth:.1f}% "
         f"(one slice-IAP decision = {100 / (3 * n):.1f} points).",
@@ -348,6 +375,11 @@ def render(
         knee_text,
     ]
     return "\n".join(parts)
+
+
+def provenance_steps(bundle) -> str:
+    steps = (bundle.provenance or {}).get("steps")
+    return f"trained {steps} steps" if steps is not None else "training steps unknown"
 
 
 def size_of(bundle) -> int:

@@ -100,18 +100,17 @@ def test_flop_count_and_levers(tiny_model):
 def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
     from benchmarks import bench_samplers as bs
     from napari_cf_iap.bundles.bundle import load_bundle
-    from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
 
     cddgm = load_bundle(tiny_bundles["cddgm"], "cpu")
     predictor = load_bundle(tiny_bundles["iap_predictor"], "cpu")
-    eval_set = bs.build_eval_set(cddgm.vocab, 32, 2, 1, shape=(4, 48, 48))
-    assert eval_set.source.shape == eval_set.truth.shape == (2, 1, 32, 32)
-    sampler = CounterfactualSampler(cddgm.model, cddgm.vocab, device="cpu")
-    rows = bs.evaluate(sampler, predictor, eval_set, bs.grid([4], [2]), 2.0, 4, CPU)
+    eval_set = bs.build_eval_set(cddgm.vocab, 2, 1, shape=(4, 48, 48))
+    assert eval_set.n_slices == 2 and len(eval_set.records) == 2
+    assert bs.stack([s.truth for s in eval_set.subjects], eval_set).shape == (2, 1, 48, 48)
+    rows = bs.evaluate(cddgm, predictor, eval_set, bs.grid([4], [2]), 2.0, 4, CPU)
     assert [r["variant"].model_calls for r in rows] == [4, 2]
     for r in rows:
         assert -1.0 <= r["ssim"] <= 1.0 and 0.0 <= r["fooling"] <= 100.0 and r["mae"] >= 0
-    variants, times = bs.time_against_ddpm(sampler, eval_set, 4, [2], 2.0, 1, 1, CPU)
+    variants, times = bs.time_against_ddpm(cddgm, eval_set, 4, [2], 2.0, 1, 1, CPU)
     assert len(variants) == 2 and all(len(v) == 1 for v in times.values())
 
     monkeypatch.setattr(bs, "shipped_bundle", lambda kind: None)
