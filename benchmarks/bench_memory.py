@@ -1,11 +1,12 @@
 """Peak memory of the pipeline on a 512 x 512 volume: does it grow with the slice count?
 
-Each slice count (40 and 160 by default) runs in a fresh subprocess, so its peak is its own.
-The child loads the three bundles, builds the volume (a simulated subject upsampled to
-512², tiled to N slices), records its RSS as the baseline, then runs the counterfactual
-(DDIM, 1 step: the number of steps does not change memory), the IAP prediction and the
-segmentation, sampling RSS with psutil every 2 ms (and reading ``ru_maxrss``); on CUDA also
-``torch.cuda.max_memory_allocated`` per stage. The result arrays themselves scale with N (the
+Each stage (counterfactual, IAP prediction, segmentation) of each slice count (40 and 160
+by default) runs in its own fresh process, so no stage inherits the heap another left
+behind. The child loads the three bundles, builds the volume (a simulated subject upsampled
+to 512², tiled to N slices), records its RSS as the baseline and runs the stage (the
+counterfactual with DDIM, 1 step: the number of steps does not change memory), sampling RSS
+with psutil every 2 ms (and reading ``ru_maxrss``); on CUDA also
+``torch.cuda.max_memory_allocated``. The result arrays themselves scale with N (the
 counterfactual volume is N x 512 x 512 float32), so the table also shows the working memory
 above baseline *minus* the stage's own output: that is what must not grow with N.
 
@@ -87,10 +88,18 @@ def test_volume(n_slices: int, seed: int = 5, base: tuple[int, int] = (20, IN_PL
     return Volume(data=data, spacing=spacing, affine=affine, iap=small.iap, metadata={})
 
 
+STAGES = ("counterfactual", "IAP prediction", "segmentation")
+
+
 def child(
-    n_slices: int, bundle_paths: dict[str, str], device_name: str, base=(20, IN_PLANE // 4)
+    n_slices: int,
+    bundle_paths: dict[str, str],
+    device_name: str,
+    base=(20, IN_PLANE // 4),
+    stages: Sequence[str] = STAGES,
 ) -> dict[str, Any]:
-    """Run the pipeline on an N-slice volume in this process; return the memory figures."""
+    """Run pipeline ``stages`` on an N-slice volume in this process; return the memory
+    figures (the parent runs one stage per process, so no stage inherits another's heap)."""
     import torch
 
     from napari_cf_iap.bundles.bundle import load_bundle
@@ -114,14 +123,15 @@ def child(
         "volume_mb": volume.data.nbytes / MB,
         "baseline_mb": baseline / MB,
     }
-    stages: dict[str, Callable[[], Any]] = {
+    calls: dict[str, Callable[[], Any]] = {
         "counterfactual": lambda: generate_counterfactual(
             volume, request, bundles["cddgm"], device=dev
         ),
         "IAP prediction": lambda: predict_iap(volume, bundles["iap_predictor"], device=dev),
         "segmentation": lambda: segment(volume, bundles["segmenter"], device=dev),
     }
-    for name, fn in stages.items():
+    for name in stages:
+        fn = calls[name]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         before = sampler.rss()
@@ -159,9 +169,20 @@ def _target_record():
 
 
 def run_child(n: int, paths: dict[str, str], args) -> dict[str, Any]:
-    """Run :func:`child` in a fresh interpreter and parse its JSON line."""
+    """Run :func:`child` once per stage, each in a fresh interpreter; merge their JSON."""
+    merged: dict[str, Any] = {}
+    for stage in STAGES:
+        result = _run_stage(n, stage, paths, args)
+        merged[stage] = result[stage]
+        merged.setdefault("ru_maxrss_mb", 0.0)
+        merged["ru_maxrss_mb"] = max(merged["ru_maxrss_mb"], result["ru_maxrss_mb"])
+        merged.update({k: result[k] for k in ("slices", "volume_mb", "baseline_mb")})
+    return merged
+
+
+def _run_stage(n: int, stage: str, paths: dict[str, str], args) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.bench_memory", "--child", str(n),
-           "--bundles", json.dumps(paths), "--device", args.device]  # fmt: skip
+           "--stage", stage, "--bundles", json.dumps(paths), "--device", args.device]  # fmt: skip
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     done = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True, env=os.environ)
@@ -178,10 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seg", default=None)
     parser.add_argument("--child", type=int, default=None, help=argparse_hidden())
     parser.add_argument("--bundles", default=None, help=argparse_hidden())
+    parser.add_argument("--stage", default=None, help=argparse_hidden())
     args = parser.parse_args(argv)
     device = common.setup(args)
     if args.child is not None:
-        print(json.dumps(child(args.child, json.loads(args.bundles), args.device)))
+        stages = [args.stage] if args.stage else STAGES
+        print(json.dumps(child(args.child, json.loads(args.bundles), args.device, stages=stages)))
         return 0
 
     from .fixtures import bundle_or_untrained
@@ -210,7 +233,7 @@ def argparse_hidden() -> str:
 
 
 def render(results: list[dict[str, Any]], described: dict[str, str], device) -> str:
-    stages = ("counterfactual", "IAP prediction", "segmentation")
+    stages = STAGES
     rows = []
     for r in results:
         for stage in stages:
