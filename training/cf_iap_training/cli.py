@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_cf_iap import __version__
-from napari_cf_iap.errors import CfIapError
+from napari_cf_iap.cli.main import run_handler
 
 #: hook for later sub-commands: ``"package.module"`` names exposing ``add_parser(sub)``
 EXTRA_COMMANDS: list[str] = [
@@ -237,16 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
-    try:
-        return int(args.handler(args) or 0)
-    except CfIapError as exc:
-        if args.debug:
-            raise
-        print(f"cf-iap-train {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"cf-iap-train {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_handler(args, "cf-iap-train")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,24 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_handler(args: argparse.Namespace, prog: str) -> int:
+    """Run ``args.handler``; our errors and OS errors become one line, Ctrl-C exits 130.
+
+    Shared by ``cf-iap`` and ``cf-iap-train``; ``--debug`` re-raises with the traceback.
+    """
     try:
         return int(args.handler(args) or 0)
-    except CfIapError as exc:
+    except (CfIapError, OSError) as exc:  # OSError: disk full, permission denied, ...
         if args.debug:
             raise
-        print(f"cf-iap {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # disk full, permission denied, ...: the system's words, one line
-        if args.debug:
-            raise
-        print(f"cf-iap {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, CfIapError) else 1
     except KeyboardInterrupt:
-        print(f"cf-iap {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_handler(args, "cf-iap")
 
 
 if __name__ == "__main__":  # pragma: no cover
