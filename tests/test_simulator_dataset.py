@@ -124,3 +124,17 @@ def test_reacquire_refuses_other_simulator_version(dataset):
         reacquire_patient({**manifest, "simulator_version": -1}, "Breast_MRI_001")
     with pytest.raises(InputError, match="not in the simulation manifest"):
         reacquire_patient(manifest, "Breast_MRI_999")
+
+
+def test_reacquire_with_a_fresh_noise_seed_keeps_anatomy_and_changes_noise(dataset):
+    out, _ = dataset
+    manifest = read_manifest(out)
+    entry = manifest["patients"][0]
+    exact = reacquire_patient(manifest, entry["patient_id"])
+    same = reacquire_patient(manifest, entry["patient_id"], noise_seed=entry["acquisition_seed"])
+    fresh = reacquire_patient(manifest, entry["patient_id"], noise_seed=12345)
+    np.testing.assert_array_equal(exact.volume.data, same.volume.data)
+    np.testing.assert_array_equal(exact.labels, fresh.labels)
+    assert not np.array_equal(exact.volume.data, fresh.volume.data)
+    a, b = exact.volume.data.ravel(), fresh.volume.data.ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.8

@@ -87,6 +87,9 @@ _PRESETS: dict[tuple[str, str], TrainPreset] = {
         lr=2e-4,
         weight_decay=1e-3,
         max_steps=12000,
+        # one residual block per level and attention only at 8x8: 1.0 s/step at batch 16 on
+        # 2 CPU threads instead of 2.1 s (measured), so twice the steps in a working day
+        arch_overrides={"attention_levels": (False, False, False, True), "num_res_blocks": 1},
         val_every_steps=500,
         val_batches=16,
         ema_decay=0.999,

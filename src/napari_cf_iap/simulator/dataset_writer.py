@@ -238,10 +238,17 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
 
 
 def reacquire_patient(
-    manifest: dict[str, Any], patient: str, iap: IAPRecord | None = None
+    manifest: dict[str, Any],
+    patient: str,
+    iap: IAPRecord | None = None,
+    noise_seed: int | None = None,
 ) -> SimulatedAcquisition:
-    """Regenerate a written patient (same anatomy, grid and noise seed), optionally under other
-    IAPs: the ground-truth counterfactual of that patient's series."""
+    """Regenerate a written patient (same anatomy and grid), optionally under other IAPs: the
+    ground-truth counterfactual of that patient's series.
+
+    ``noise_seed=None`` reuses the written acquisition's seed (an exact regeneration); a real
+    re-acquisition has independent noise, so ground truth for an edit should pass a fresh one.
+    """
     if manifest.get("simulator_version") != SIMULATOR_VERSION:
         raise InputError(
             f"the dataset was written by simulator version {manifest.get('simulator_version')}, "
@@ -253,4 +260,5 @@ def reacquire_patient(
         raise InputError(f"patient {patient!r} is not in the simulation manifest")
     phantom = make_phantom(int(entry["phantom_seed"]), tuple(manifest["shape"]))
     record = iap if iap is not None else IAPRecord.from_dict(entry["iap"])
-    return acquire(phantom, record, seed=int(entry["acquisition_seed"]))
+    seed = int(entry["acquisition_seed"]) if noise_seed is None else int(noise_seed)
+    return acquire(phantom, record, seed=seed)

@@ -3,7 +3,8 @@
 A store prepared from a ``cf-iap simulate`` dataset remembers the dataset folder
 (``store.json`` ``source``), whose ``simulation.json`` holds every patient's phantom and noise
 seeds. :func:`napari_cf_iap.simulator.dataset_writer.reacquire_patient` regenerates the same
-anatomy (same grid and noise seed) under the donor patient's full protocol record (with its
+anatomy (same grid, *fresh* noise: :data:`TRUTH_NOISE_OFFSET`) under the donor patient's full
+protocol record (with its
 acquisition matrix and reported field), and the store's own preprocessing (drop slices, resize
 to the store size, per-slice 10th/99th percentiles) turns it into the slice the store would
 hold had the patient been scanned that way. Images and labels are then resized to the
@@ -24,6 +25,12 @@ from napari_cf_iap.iap import IAPRecord
 from ..dataset import resize_image, resize_label
 from ..slice_store import SliceStore
 from .edit_set import EditSet
+
+
+#: the truth's noise seed is the patient's acquisition seed plus this offset. A real
+#: re-acquisition has independent noise; reusing the source's noise would make "do nothing" an
+#: unfairly strong baseline. The ship acceptance check also uses fresh noise.
+TRUTH_NOISE_OFFSET = 1_000_003
 
 
 @dataclass
@@ -78,7 +85,8 @@ def truth_slices(
         record = IAPRecord.from_dict(entries[donor]["iap"]) if donor in entries else target
         if not _same_iaps(record, target):
             record = target  # the store was re-labelled: trust the store's record
-        acq = reacquire_patient(manifest, patient, record)
+        noise_seed = int(entries[patient]["acquisition_seed"]) + TRUTH_NOISE_OFFSET
+        acq = reacquire_patient(manifest, patient, record, noise_seed=noise_seed)
         slices, state = preprocess_volume(acq.volume, config)
         for i in index:
             z = int(store.rows[int(edit_set.rows[i])]["slice_index"])

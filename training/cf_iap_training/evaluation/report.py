@@ -363,8 +363,9 @@ NOTES = """\
 - **FID** uses the named feature extractor; with fewer images than features the covariance is
   singular and FID is noisy. The paper's RadImageNet ResNet-50 can be used with
   `--features PATH` (a local weights file).
-- **Ground truth** exists only for simulated data (the simulator re-acquires the same anatomy
-  with the same noise seed under the donor's protocol), so "do nothing" is a strong baseline.
+- **Ground truth** exists only for simulated data: the simulator re-acquires the same anatomy
+  under the donor's protocol with *fresh* noise, as a real second scan would have. Noise alone
+  therefore caps the SSIM any method can reach against the truth.
 """
 
 

@@ -38,7 +38,7 @@ THRESHOLDS = {
 class AcceptanceConfig:
     """Held-out subjects: seeds far from any training seed, Duke-like geometry."""
 
-    subjects: int = 4
+    subjects: int = 8
     seed: int = 900_000
     shape: tuple[int, int, int] = (60, 224, 224)
     drop_slices: int = 18

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iap", help="IAP-predictor bundle directory")
     p.add_argument("--seg", help="segmenter bundle directory")
     p.add_argument("--dest", type=Path, help="weights folder (default: the package's)")
-    p.add_argument("--subjects", type=int, default=4, help="held-out simulated subjects")
+    p.add_argument("--subjects", type=int, default=8, help="held-out simulated subjects (8)")
     p.add_argument("--edit-slices", type=int, default=6, help="edited slices per subject")
     p.add_argument("--steps", type=int, help="noise level t0 (default: the bundle's)")
     p.add_argument("--guidance", type=float, help="guidance (default: the bundle's)")
