@@ -26,7 +26,6 @@ from ..dataset import resize_image, resize_label
 from ..slice_store import SliceStore
 from .edit_set import EditSet
 
-
 #: the truth's noise seed is the patient's acquisition seed plus this offset. A real
 #: re-acquisition has independent noise; reusing the source's noise would make "do nothing" an
 #: unfairly strong baseline. The ship acceptance check also uses fresh noise.
