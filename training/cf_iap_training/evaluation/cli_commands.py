@@ -4,7 +4,7 @@
 
     cf-iap-train evaluate STORE --cddgm B --iap B [--seg B] --out DIR [--steps 50 --guidance 3]
     cf-iap-train sweep STORE --cddgm B --iap B --out DIR [--steps 25,50,75 --guidance 3,5,7]
-    cf-iap-train reproduce --preset tiny|default|paper --out DIR [--report PATH] [--resume]
+    cf-iap-train reproduce --preset tiny|cpu|default|paper --out DIR [--report PATH] [--resume]
 
 Common options: ``--features predictor|PATH`` (FID features: the IAP predictor's penultimate
 layer, or a local ResNet weights file), ``--sim-dir`` (the simulated dataset, when the store

@@ -8,6 +8,9 @@ Presets:
   nothing and the report says so.
 - ``default``: 200 simulated patients and the ``default`` training presets (the shipped
   models' recipe): hours on a CPU, much less on a GPU.
+- ``cpu``: evaluates given (e.g. the shipped default) cDDGM and IAP bundles on 60 new
+  simulated patients and trains only the Table 2 segmenters, at a CPU-sized budget (about an
+  hour on 2 cores); give ``--cddgm`` and ``--iap``.
 - ``paper``: real Duke-Breast-Cancer-MRI (``--duke-dir``), the paper's networks and budgets;
   a GPU machine. No ground truth (not simulated).
 
@@ -114,8 +117,7 @@ PRESETS: dict[str, ReproducePreset] = {
             "steps), so its edits mostly add noise that grows with the number of steps; and "
             "60-step segmenters make the Table 2 differences seed noise. On the simulator "
             "'do nothing' is a strong baseline, because the true re-acquisition shares the "
-            "input's anatomy and noise seed: only a cDDGM that has learnt the IAP-driven "
-            "contrast can beat it."
+            "input's anatomy: only a cDDGM that has learnt the IAP-driven contrast can beat it."
         ),
         budget_minutes=60,
     ),
@@ -131,6 +133,30 @@ PRESETS: dict[str, ReproducePreset] = {
         per_patient=8,
         context_steps=(50,),
         context_guidance=(3.0,),
+    ),
+    "cpu": ReproducePreset(
+        name="cpu",
+        patients=60,
+        sim_seed=7,  # the shipped defaults were trained on seed 2026: these patients are new
+        shape=(60, 224, 224),  # the shipped defaults' training geometry
+        mask_fraction=0.5,
+        store_size=128,
+        drop_slices=18,
+        train_preset="default",
+        train_overrides={
+            "seg": {"image_size": 64, "max_steps": 300, "val_every_steps": 100, "patience": None}
+        },
+        per_patient=3,
+        seeds=(0, 1),
+        context_steps=(50,),
+        context_guidance=(3.0,),
+        interpretation=(
+            "This run evaluates the shipped default cDDGM and IAP predictor (trained with the "
+            "`default` recipe, see their model cards) on 60 new simulated patients, and trains "
+            "the Table 2 segmenters with a CPU-sized budget (64x64, 300 steps, 2 seeds), so "
+            "Table 2 measures augmentation at a small segmentation budget."
+        ),
+        budget_minutes=90,
     ),
     "paper": ReproducePreset(
         name="paper",
