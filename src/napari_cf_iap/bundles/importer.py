@@ -7,12 +7,13 @@ and ``hyper_parameters`` (``unet_hprams``, ``model_hparams``, ``noise_scheduler_
 
 Safety: the file is read with ``torch.load(weights_only=True)``, which rebuilds only tensors
 and plain containers; a checkpoint that carries other pickled objects is refused with a
-:class:`BundleError` and nothing in it is executed; a file that is no checkpoint at all (empty,
-truncated, text, safetensors, unknown bytes) is named as such, with what to do. Old monai-generative key names are mapped
-by MONAI's ``DiffusionModelUNet.load_old_state_dict``. The authors' ``use_flash_attention``
-(xformers) is replaced by PyTorch SDPA. The IAP vocabulary is not stored in the checkpoint:
-the caller must supply the one the checkpoint was trained with (its length is checked; the
-order of the categories cannot be checked and must follow the vocabulary layout).
+:class:`BundleError` and nothing in it is executed; a file that is no checkpoint at all
+(empty, truncated, text, safetensors, unknown bytes) is named as such, with what to do. Old
+monai-generative key names are mapped by MONAI's ``DiffusionModelUNet.load_old_state_dict``.
+The authors' ``use_flash_attention`` (xformers) is replaced by PyTorch SDPA. The IAP vocabulary
+is not stored in the checkpoint: the caller must supply the one the checkpoint was trained with
+(its length is checked; the order of the categories cannot be checked and must follow the
+vocabulary layout).
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure is classified and re-raised below
-        raise _explain_load_failure(path, exc) from exc
+        raise describe_load_failure(path, exc) from exc
     if not isinstance(data, Mapping):
         raise BundleError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
     return dict(data)
 
 
-def _explain_load_failure(path: Path, exc: Exception) -> BundleError:
+def describe_load_failure(path: Path, exc: Exception) -> BundleError:
     """The error to show for a file ``torch.load(weights_only=True)`` could not read."""
     try:
         size = path.stat().st_size
