@@ -1,14 +1,16 @@
 """Turn trained weights into a model bundle of the core (safetensors + JSON) with provenance.
 
 ``export_bundle`` is the only place that talks to ``napari_cf_iap.bundles.save_bundle``.
-``checkpoint_state`` reads the weights of one of *our own* Lightning checkpoints (see
-``load_checkpoint`` for the safety rule).
+``checkpoint_state`` reads the weights of one of our own Lightning checkpoints, tensors and
+plain data only (see ``load_checkpoint``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pathlib
 import platform
 import sys
 import time
@@ -40,19 +42,53 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load one of our own Lightning checkpoints (from a run directory this package wrote).
+#: The only Python classes a checkpoint may hold besides tensors, containers, numbers and
+#: strings: paths (inert values, in case a callback or hyper-parameter stores one). The
+#: checkpoints train.py writes (all three models, with EMA, ModelCheckpoint and EarlyStopping
+#: state) need none of them today (tests/test_export_safe_load.py checks this).
+CHECKPOINT_SAFE_GLOBALS: list[Any] = [
+    pathlib.PosixPath,
+    pathlib.PurePosixPath,
+    pathlib.PureWindowsPath,
+]
 
-    Lightning checkpoints hold hyperparameters and optimiser state, so they are read with
-    ``torch.load(weights_only=False)``, which can execute code embedded in the file. This is
-    acceptable only for files this package wrote into the user's own run directory (resume and
-    export); never point it at a downloaded file. Bundles, which are what gets shared, are
-    safetensors + JSON and never unpickled.
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load one of our own Lightning checkpoints (resume and export) without running code.
+
+    Read with ``torch.load(weights_only=True)`` plus :data:`CHECKPOINT_SAFE_GLOBALS`: tensors,
+    containers, numbers, strings and paths are rebuilt; anything else (a pickled object that
+    could execute code) is refused with a :class:`BundleError` naming it. A file that is not a
+    readable checkpoint (empty, truncated by a kill, of another kind) gets the importer's
+    description of what it looks like.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise BundleError(f"cannot read checkpoint {path}: {exc}") from exc
+        with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        found: list[str] = []
+        with contextlib.suppress(Exception):
+            allowed = {f"{g.__module__}.{g.__qualname__}" for g in CHECKPOINT_SAFE_GLOBALS}
+            found = [
+                name
+                for name in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+                if name not in allowed
+            ]
+        if found:
+            raise BundleError(
+                f"{path} holds pickled Python objects ({', '.join(found[:5])}) that "
+                "cf-iap-train checkpoints never contain, so it was not written by this package "
+                "(or was altered); it is refused and nothing in it was executed"
+            ) from exc
+        from napari_cf_iap.bundles.importer import describe_load_failure
+
+        raise describe_load_failure(path, exc) from exc
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise BundleError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    return data
 
 
 def checkpoint_state(

@@ -346,12 +346,13 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if opts.resume and last.is_file() else None
     step_before = 0
-    if ckpt_path is not None:
-        from .export import load_checkpoint
+    from .export import CHECKPOINT_SAFE_GLOBALS, load_checkpoint
 
+    if ckpt_path is not None:
         step_before = int(load_checkpoint(ckpt_path).get("global_step", 0))
-    # weights_only=False: last.ckpt is our own file in our run dir (see export.load_checkpoint)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=False)
+    # tensors and plain data only: nothing pickled in last.ckpt runs (see export.load_checkpoint)
+    with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
     summary: dict[str, Any] = {
         "model": opts.model,
