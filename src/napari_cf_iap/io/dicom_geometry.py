@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import affine_from_geometry
-from .dicom_scan import PHASE_TAGS, Frame
+from .dicom_frame import PHASE_TAGS, Frame
 
 _ORIENTATION_TOL = 1e-4
 _POSITION_DECIMALS = 3  # positions equal to 1 micrometre are duplicates

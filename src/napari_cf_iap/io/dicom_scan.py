@@ -21,18 +21,10 @@ from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
 from ..iap.record import IAPRecord
+from .dicom_frame import PHASE_TAGS, Frame
+from .dicom_geometry import split_phases
 from .dicom_tags import functional_group_value, iap_from_dataset
 from .limits import check_voxel_count
-
-#: Tags that can tell the time points (phases) of a multi-phase series apart, in order of trust.
-PHASE_TAGS = (
-    "TemporalPositionIdentifier",
-    "TemporalPositionIndex",
-    "AcquisitionNumber",
-    "TriggerTime",
-    "EchoNumbers",
-    "StackID",
-)
 
 _SKIP_NAMES = {"DICOMDIR", "Thumbs.db"}
 
@@ -64,26 +56,6 @@ STRUCTURAL_TAGS = (
     "SharedFunctionalGroupsSequence",
     *PHASE_TAGS,
 )
-
-
-@dataclass
-class Frame:
-    """One 2D image of a series: a single-frame file or one frame of an Enhanced file."""
-
-    path: Path
-    frame: int | None
-    sop_uid: str
-    position: np.ndarray | None
-    orientation: np.ndarray | None
-    pixel_spacing: tuple[float, float] | None
-    shape: tuple[int, int]
-    slope: float
-    intercept: float
-    frame_of_reference: str | None
-    phase_tags: dict[str, Any] = field(default_factory=dict)
-
-    def label(self) -> str:
-        return self.path.name if self.frame is None else f"{self.path.name}[frame {self.frame + 1}]"
 
 
 @dataclass
@@ -344,8 +316,6 @@ def _candidate_files(folder: Path) -> list[Path]:
 
 
 def _series_info(uid: str, entries: list[tuple[Path, Dataset]]) -> SeriesInfo:
-    from .dicom_geometry import split_phases  # local: geometry imports this module
-
     header = entries[0][1]
     frames: list[Frame] = []
     problem = None

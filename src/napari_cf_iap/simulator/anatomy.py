@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 from ..errors import InputError
 from . import tissues as T
 from .noise_fields import fbm_noise, smooth_field, substream
+from .phantom_grid import grid_coordinates
 
 #: Target FGT fraction (FGT / (breast + FGT) voxels) per BI-RADS density category.
 #: BI-RADS a-d are mammographic categories; MRI-measured FGT percentages are lower than the
@@ -113,18 +114,6 @@ class Phantom:
     def coordinates_mm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """1D coordinates (z, y, x) in the phantom frame (see :func:`grid_coordinates`)."""
         return grid_coordinates(self.shape, self.voxel_mm)
-
-
-def grid_coordinates(
-    shape: tuple[int, int, int], voxel_mm: tuple[float, float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """z (mm, 0 at the centre, + superior), y (mm from the anterior FOV edge), x (mm, + left)."""
-    nz, ny, nx = shape
-    dz, dy, dx = voxel_mm
-    z = ((np.arange(nz) - (nz - 1) / 2.0) * dz).astype(np.float32)
-    y = ((np.arange(ny) + 0.5) * dy).astype(np.float32)
-    x = ((np.arange(nx) - (nx - 1) / 2.0) * dx).astype(np.float32)
-    return z, y, x
 
 
 def default_voxel_mm(shape: tuple[int, int, int]) -> tuple[float, float, float]:

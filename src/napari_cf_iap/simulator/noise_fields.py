@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
+from .phantom_grid import grid_coordinates
+
 _FFT_WORKERS = 2
 
 
@@ -155,8 +157,6 @@ class SmoothGrid:
         voxel_mm: tuple[float, float, float],
         step_mm: float = 10.0,
     ) -> SmoothGrid:
-        from .anatomy import grid_coordinates  # local: anatomy imports this module
-
         full = grid_coordinates(shape, voxel_mm)
         coarse = []
         for axis, (n, d) in enumerate(zip(shape, voxel_mm, strict=True)):
