@@ -53,21 +53,22 @@ CHECKPOINT_SAFE_GLOBALS: list[Any] = [
 ]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     """Load one of our own Lightning checkpoints (resume and export) without running code.
 
     Read with ``torch.load(weights_only=True)`` plus :data:`CHECKPOINT_SAFE_GLOBALS`: tensors,
     containers, numbers, strings and paths are rebuilt; anything else (a pickled object that
     could execute code) is refused with a :class:`BundleError` naming it. A file that is not a
     readable checkpoint (empty, truncated by a kill, of another kind) gets the importer's
-    description of what it looks like.
+    description of what it looks like. ``mmap`` maps the tensors instead of reading them
+    (for a look at the small entries of a large checkpoint).
     """
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"checkpoint {path} does not exist")
     try:
         with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - classified below
         found: list[str] = []
         with contextlib.suppress(Exception):

@@ -3,6 +3,11 @@
 Useful while a long run is still going (export ``last``), after a run whose final export
 failed, or to ship a particular checkpoint. The weights are the checkpoint's ``state_dict``,
 which holds the EMA weights when the run kept an EMA.
+
+:func:`training_facts` says how long a run trained and on how many slices, for the bundle's
+provenance and the model card: from ``run.json`` (recorded by ``train``), else from what older
+runs left behind (Lightning's ``Timer`` state in ``last.ckpt``, the CSV logs' file times, the
+store's split).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from pathlib import Path
 from napari_cf_iap.errors import InputError
 from napari_cf_iap.iap import IAPVocabulary
 
-from .export import checkpoint_state, export_bundle
+from .datamodule import select_rows
+from .export import checkpoint_state, export_bundle, load_checkpoint
 from .presets import TrainPreset
 from .slice_store import SliceStore
 from .train import HIGH_PCT, LOW_PCT, build_config
@@ -33,6 +39,70 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     if not path.is_file():
         raise InputError(f"no checkpoint {path}; has the run saved one yet?")
     return path
+
+
+def _timer_seconds(run_dir: Path) -> float | None:
+    """Training time in Lightning's ``Timer`` state of ``last.ckpt`` (runs with --max-time)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    with contextlib.suppress(Exception):
+        timer = load_checkpoint(last, mmap=True).get("callbacks", {}).get("Timer") or {}
+        seconds = float(timer["time_elapsed"]["train"])
+        return seconds if seconds > 0 else None
+    return None
+
+
+def _log_span_seconds(run_dir: Path) -> float | None:
+    """Sum over the CSV log versions (one per invocation) of first-to-last write time."""
+    total = 0.0
+    for version in sorted((run_dir / "logs").glob("version_*")):
+        first, last = version / "hparams.yaml", version / "metrics.csv"
+        if first.is_file() and last.is_file():
+            total += max(0.0, last.stat().st_mtime - first.stat().st_mtime)
+    return total if total > 0 else None
+
+
+def training_facts(run_dir: str | Path) -> dict:
+    """``train_seconds``, ``train_slices``, ``val_slices`` of a run, each with its ``*_source``.
+
+    Seconds: ``run.json`` (the sum of the invocations ``train`` recorded) or, if larger (an
+    invocation was killed before it could record), the ``Timer`` state of ``last.ckpt``;
+    for older runs the CSV logs' write times (an estimate). Slices: ``run.json``, else counted
+    from the store's table and split file as the data module selects them. Missing facts are
+    left out.
+    """
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / "run.json").read_text())
+    facts: dict = {}
+    recorded = saved.get("train_seconds")
+    timer = _timer_seconds(run_dir)
+    if recorded is not None and (timer is None or float(recorded) >= timer):
+        facts.update(train_seconds=float(recorded), train_seconds_source="recorded by train")
+    elif timer is not None:
+        facts.update(train_seconds=round(timer, 1), train_seconds_source="Lightning Timer state")
+    else:
+        span = _log_span_seconds(run_dir)
+        if span is not None:
+            facts.update(
+                train_seconds=round(span, 1), train_seconds_source="estimated from log file times"
+            )
+    if saved.get("train_slices") is not None:
+        facts.update(
+            train_slices=int(saved["train_slices"]),
+            val_slices=int(saved.get("val_slices") or 0),
+            train_slices_source="recorded by train",
+        )
+    else:
+        with contextlib.suppress(InputError, OSError, KeyError, ValueError):
+            store = SliceStore.open(saved["store"])
+            train, val = select_rows(store, saved["model"], saved.get("with_augmentations", False))
+            facts.update(
+                train_slices=len(train),
+                val_slices=len(val),
+                train_slices_source="counted from the store's current split",
+            )
+    return facts
 
 
 def export_run(run_dir: str | Path, which: str = "best") -> Path:
@@ -57,6 +127,9 @@ def export_run(run_dir: str | Path, which: str = "best") -> Path:
     store_meta: dict = {}
     with contextlib.suppress(InputError):
         store_meta = SliceStore.open(saved["store"]).meta
+    facts = training_facts(run_dir)
+    seconds = {k: facts[k] for k in ("train_seconds", "train_seconds_source") if k in facts}
+    slices = {k: v for k, v in facts.items() if k.endswith("slices") or k == "train_slices_source"}
     preprocessing = {
         "size": preset.image_size,
         "low_pct": LOW_PCT,
@@ -72,9 +145,11 @@ def export_run(run_dir: str | Path, which: str = "best") -> Path:
         "preset": preset.to_dict(),
         "steps": info["global_step"],
         "weights": f"checkpoint {path.name} at step {info['global_step']}",
+        **seconds,  # the whole run's training time so far
         "data": {
             "store": saved.get("store"),
             "store_meta": {k: v for k, v in store_meta.items() if k != "skipped"},
+            **slices,
         },
     }
     summary = run_dir / "summary.json"

@@ -2,7 +2,9 @@
 
 Run directory::
 
-    run.json                 model, preset, architecture config, vocabulary, store, command
+    run.json                 model, preset, architecture config, vocabulary, store, command;
+                             after each invocation also train/val slice counts, its wall
+                             time (``invocations``) and the total (``train_seconds``)
     checkpoints/last.ckpt    written atomically every few hundred steps, at the end and on
                              Ctrl-C; ``--resume`` continues from it (optimiser, step, EMA,
                              data-order position) and ends where an uninterrupted run would
@@ -271,6 +273,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
         "drop_slices": store.meta.get("drop_slices"),
     }
     started = time.time()
+    earlier_seconds = float(saved.get("train_seconds") or 0.0)  # invocations before a resume
 
     def provenance(step: int, weights: str) -> dict[str, Any]:
         return {
@@ -279,7 +282,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
             "preset": preset.to_dict(),
             "steps": step,
             "weights": weights,
-            "train_seconds": round(time.time() - started, 1),
+            "train_seconds": round(earlier_seconds + time.time() - started, 1),
             "data": {
                 "store": str(store.path.resolve()),
                 "store_meta": {k: v for k, v in store.meta.items() if k != "skipped"},
@@ -351,14 +354,28 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     if ckpt_path is not None:
         step_before = int(load_checkpoint(ckpt_path).get("global_step", 0))
     # tensors and plain data only: nothing pickled in last.ckpt runs (see export.load_checkpoint)
-    with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    finally:  # also after Ctrl-C or an error: the time spent still counts
+        total_seconds = None
+        if trainer.is_global_zero:
+            total_seconds = record_invocation(
+                opts.out / "run.json",
+                started=started,
+                from_step=step_before,
+                to_step=trainer.global_step,
+                interrupted=trainer.interrupted,
+                train_slices=len(data.train_rows),
+                val_slices=len(data.val_rows),
+            )
 
     summary: dict[str, Any] = {
         "model": opts.model,
         "resumed_from_step": step_before if ckpt_path else None,
         "global_step": trainer.global_step,
         "train_seconds": round(time.time() - started, 1),
+        "train_seconds_total": total_seconds,
         "metrics": _metrics(trainer),
         "interrupted": trainer.interrupted,
     }
@@ -388,6 +405,46 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
             opts.out / "summary.json", json.dumps(summary, indent=2, default=str), overwrite=True
         )
     return summary
+
+
+def record_invocation(
+    run_file: Path,
+    *,
+    started: float,
+    from_step: int,
+    to_step: int,
+    interrupted: bool,
+    train_slices: int,
+    val_slices: int,
+) -> float | None:
+    """Add this invocation (wall time since ``started``, steps) to ``run.json``.
+
+    ``train_seconds`` becomes the sum over all invocations of the run (a fresh start and its
+    resumes); ``train_slices``/``val_slices`` are the counts the model trained and validated
+    on. Returns the new total, or None (with a warning) if run.json cannot be updated.
+    """
+    entry = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "from_step": int(from_step),
+        "to_step": int(to_step),
+        "interrupted": bool(interrupted),
+    }
+    try:
+        saved = json.loads(run_file.read_text())
+        invocations = [*saved.get("invocations", []), entry]
+        total = round(sum(float(i["seconds"]) for i in invocations), 1)
+        saved.update(
+            train_slices=int(train_slices),
+            val_slices=int(val_slices),
+            train_seconds=total,
+            invocations=invocations,
+        )
+        atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"could not record the training time in {run_file}: {exc}", stacklevel=2)
+        return None
+    return total
 
 
 def _metrics(trainer: Any) -> dict[str, float]:

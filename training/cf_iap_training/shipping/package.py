@@ -7,6 +7,7 @@ well it does, including the criteria it does not meet yet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import platform
 from pathlib import Path
@@ -27,9 +28,47 @@ _KIND_TITLE = {
 }
 
 
-def _card(kind: str, bundle: Any, report: AcceptanceReport, command: str) -> str:
-    prov = bundle.provenance
-    data = prov.get("data") if isinstance(prov.get("data"), dict) else {}
+def _run_facts(source: Path) -> dict[str, Any]:
+    """What the run that wrote the bundle ``source`` records (``RUN_DIR/bundle``), else {}."""
+    run_dir = Path(source).parent
+    if not (run_dir / "run.json").is_file():
+        return {}
+    from ..export_run import training_facts
+
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return training_facts(run_dir)
+    return {}
+
+
+def _seconds(value: Any, source: str | None) -> str:
+    if not isinstance(value, (int, float)):
+        return "? s"
+    text = f"{value:,.0f} s ({value / 3600:.1f} h"
+    return text + (f", {source})" if source and source != "recorded by train" else ")")
+
+
+def _slices(data: dict[str, Any]) -> str:
+    count = data.get("train_slices")
+    if not isinstance(count, int):
+        return "? training slices"
+    source = data.get("train_slices_source")
+    note = f", {source}" if source and source != "recorded by train" else ""
+    val = data.get("val_slices")
+    val_text = f", {val} validation slices" if isinstance(val, int) else ""
+    return f"{count} training slices{val_text}{note}"
+
+
+def _card(
+    kind: str, bundle: Any, report: AcceptanceReport, command: str, run: dict[str, Any]
+) -> str:
+    """The model card; ``run`` (:func:`training_facts`) fills what the provenance lacks."""
+    prov = dict(bundle.provenance)
+    data = dict(prov["data"]) if isinstance(prov.get("data"), dict) else {}
+    if not isinstance(prov.get("train_seconds"), (int, float)) and "train_seconds" in run:
+        prov["train_seconds"] = run["train_seconds"]
+        prov["train_seconds_source"] = run.get("train_seconds_source")
+    if not isinstance(data.get("train_slices"), int) and "train_slices" in run:
+        data.update({k: run[k] for k in ("train_slices", "val_slices", "train_slices_source")})
     hardware = prov.get("hardware") if isinstance(prov.get("hardware"), dict) else {}
     verdicts = report.verdicts()
     relevant = {k: v for k, v in verdicts.items() if k.startswith(_prefix(kind))}
@@ -42,12 +81,13 @@ def _card(kind: str, bundle: Any, report: AcceptanceReport, command: str) -> str
         "## Provenance",
         "",
         f"- data: simulated slice store `{data.get('store', '?')}` "
-        f"({data.get('train_slices', '?')} training slices; simulator output "
+        f"({_slices(data)}; simulator output "
         f"`{data.get('store_meta', {}).get('source', '?')}`)",
         f"- training command: `{prov.get('command', 'see training/README.md')}`",
         f"- preset: {prov.get('preset', {}).get('name', '?')}",
         f"- optimiser steps: {prov.get('steps', '?')} ({prov.get('weights', '?')} weights)",
-        f"- training time / hardware: {prov.get('train_seconds', '?')} s on "
+        "- training time / hardware: "
+        f"{_seconds(prov.get('train_seconds'), prov.get('train_seconds_source'))} on "
         f"{hardware.get('platform', '?')}, {hardware.get('cpu_count', hardware.get('cpus', '?'))} "
         "CPU cores (shared with other jobs)",
         f"- config: `{bundle.config.to_dict()}`",
@@ -105,7 +145,8 @@ def ship_bundles(
             overwrite=True,
             weights_dtype="float16",
         )
-        (out / "MODEL_CARD.md").write_text(_card(kind, bundle, report, command))
+        card = _card(kind, bundle, report, command, _run_facts(Path(source)))
+        (out / "MODEL_CARD.md").write_text(card)
         written[kind] = out
     total = sum(f.stat().st_size for p in written.values() for f in p.iterdir())
     if total > SIZE_LIMIT_BYTES:
