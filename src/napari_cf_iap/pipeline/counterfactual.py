@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import IAPValueError
+from ..errors import CancelledError, IAPValueError
 from ..volume import Volume
 from .bundle_access import BundleLike, get_bundle, preprocessing_of
 from .requests import CounterfactualRequest, ProgressCallback, StopCheck
-from .slices import select_slices, to_model_stack
+from .slices import model_stacks, rows, select_slices
 
 FALLBACK_STEPS = 50
 FALLBACK_GUIDANCE = 3.0
@@ -39,6 +39,11 @@ def generate_counterfactual(
     added to the full-resolution source, so anatomy finer than the model's grid is kept;
     otherwise the model output itself is upsampled. Slice ``i`` always uses seed
     ``request.seed + i``, so a slice renders the same whatever else is selected.
+
+    The selected slices stream through in chunks of ``request.batch_size``: preprocess, edit,
+    write the restored chunk into the result, drop it. Memory beyond the result therefore does
+    not grow with the slice count. ``progress(done, total, message)`` counts slice-steps over
+    the whole job (total = slices x sampler steps).
     Raises :class:`~napari_cf_iap.errors.CancelledError` when ``should_stop()`` turns true.
     """
     from ..sampling.counterfactual import CounterfactualSampler
@@ -50,28 +55,38 @@ def generate_counterfactual(
     vector = loaded.vocab.encode(target, allow_extrapolation=request.allow_extrapolation)
     steps, guidance = resolved_settings(request, loaded.inference_defaults)
     indices = select_slices(volume, request.slices)
-    preprocessing = preprocessing_of(loaded)
-    stack = to_model_stack(volume, indices, preprocessing)
-
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
-    edited = sampler.generate(
-        stack.images[:, None],
-        vector,
-        steps=steps,
-        guidance=guidance,
-        sampler=request.sampler,
-        ddim_steps=request.ddim_steps,
-        seeds=[request.seed + i for i in indices],
-        batch_size=request.batch_size,
-        progress=progress,
-        should_stop=should_stop,
-    )[:, 0].numpy()
+    per_slice = sampler.step_count(steps, request.sampler, request.ddim_steps)
+    total = len(indices) * per_slice
+    batch = max(1, int(request.batch_size))
+    stacks = model_stacks(volume, indices, preprocessing_of(loaded), batch, should_stop)
 
     data = np.array(volume.data, dtype=np.float32, copy=True)
-    if request.detail_transfer:
-        data[indices] += stack.restore_delta(edited)
-    else:
-        data[indices] = stack.restore(edited)
+    job = _JobProgress(progress, total, f"{request.sampler} slice-steps")
+    try:
+        for part, stack in stacks:
+            edited = sampler.generate(
+                stack.images[:, None],
+                vector,
+                steps=steps,
+                guidance=guidance,
+                sampler=request.sampler,
+                ddim_steps=request.ddim_steps,
+                seeds=[request.seed + i for i in part],
+                batch_size=batch,
+                progress=job.chunk(len(part) * per_slice),
+                should_stop=should_stop,
+            )[:, 0].numpy()
+            where = rows(part)
+            if request.detail_transfer:
+                data[where] += stack.restore_delta(edited)
+            else:
+                data[where] = stack.restore(edited)
+            del edited, stack
+    except CancelledError:
+        raise CancelledError(
+            f"counterfactual generation cancelled after {job.done} of {total} slice-steps"
+        ) from None
     metadata = dict(volume.metadata)
     metadata["counterfactual"] = {
         "source_iap": volume.iap.to_dict(),
@@ -87,3 +102,24 @@ def generate_counterfactual(
         "bundle_sha256": loaded.sha256,
     }
     return volume.with_data(data, iap=target, metadata=metadata)
+
+
+class _JobProgress:
+    """Maps each chunk's sampler progress onto slice-steps of the whole job."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int, label: str) -> None:
+        self.progress = progress
+        self.total = total
+        self.label = label
+        self.done = 0
+
+    def chunk(self, span: int) -> ProgressCallback:
+        """The sampler callback for the next chunk, worth ``span`` slice-steps."""
+        offset = self.done
+
+        def report(done: int, chunk_total: int, _message: str) -> None:
+            self.done = offset + (span * done) // max(1, chunk_total)
+            if self.progress is not None:
+                self.progress(self.done, self.total, f"{self.label} {self.done}/{self.total}")
+
+        return report

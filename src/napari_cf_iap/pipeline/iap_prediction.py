@@ -11,7 +11,7 @@ from ..iap.vocabulary import IAPVocabulary, PredictedIAP
 from ..volume import Volume
 from .bundle_access import BundleLike, get_bundle, preprocessing_of
 from .requests import ProgressCallback, StopCheck
-from .slices import select_slices, to_model_stack
+from .slices import model_stacks, select_slices
 
 
 def _probabilities(raw: np.ndarray, vocab: IAPVocabulary) -> np.ndarray:
@@ -35,7 +35,10 @@ def predict_iap_raw(
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
 ) -> tuple[np.ndarray, IAPVocabulary]:
-    """Per-slice predictor outputs with categorical blocks as probabilities: (n, dim)."""
+    """Per-slice predictor outputs with categorical blocks as probabilities: (n, dim).
+
+    Slices stream through in chunks of ``batch_size`` (memory does not grow with the count).
+    """
     import torch
 
     from ..device import resolve_device
@@ -44,21 +47,29 @@ def predict_iap_raw(
     if loaded.vocab is None:
         raise IAPValueError(f"bundle {loaded.path} carries no IAP vocabulary")
     indices = select_slices(volume, slices)
-    preprocessing = preprocessing_of(loaded)
     dev = resolve_device(device)
     model = loaded.model.to(dev).eval()
-    rows = []
-    for start in range(0, len(indices), batch_size):
-        if should_stop is not None and should_stop():
-            raise CancelledError(f"IAP prediction cancelled after {start} of {len(indices)} slices")
-        chunk = indices[start : start + batch_size]
-        stack = to_model_stack(volume, chunk, preprocessing)
-        with torch.inference_mode():
-            raw = model(torch.from_numpy(stack.images[:, None]).to(dev)).float().cpu().numpy()
-        rows.append(raw)
-        if progress is not None:
-            progress(start + len(chunk), len(indices), "predicting IAPs")
-    return _probabilities(np.concatenate(rows), loaded.vocab), loaded.vocab
+    out: np.ndarray | None = None
+    done = 0
+    stacks = model_stacks(volume, indices, preprocessing_of(loaded), batch_size, should_stop)
+    try:
+        for part, stack in stacks:
+            with torch.inference_mode():
+                images = torch.from_numpy(stack.images[:, None]).to(dev)
+                raw = model(images).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(indices), raw.shape[1]), dtype=np.float32)
+            out[done : done + len(part)] = raw
+            done += len(part)
+            del stack, images
+            if progress is not None:
+                progress(done, len(indices), "predicting IAPs")
+    except CancelledError:
+        raise CancelledError(
+            f"IAP prediction cancelled after {done} of {len(indices)} slices"
+        ) from None
+    assert out is not None  # select_slices never returns an empty selection
+    return _probabilities(out, loaded.vocab), loaded.vocab
 
 
 def predict_iap_per_slice(

@@ -178,6 +178,10 @@ class CounterfactualSampler:
                 out[start:stop] = x.float().cpu()
         return out
 
+    def step_count(self, steps: int, sampler: str = "ddpm", ddim_steps: int = 10) -> int:
+        """Model evaluations per slice for these settings (validated like :meth:`generate`)."""
+        return len(self._pairs(steps, sampler, ddim_steps))
+
     # ------------------------------------------------------------------ validation
     def _pairs(self, steps: int, sampler: str, ddim_steps: int) -> list[tuple[int, int]]:
         steps = int(steps)
