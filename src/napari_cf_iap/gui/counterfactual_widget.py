@@ -27,7 +27,7 @@ from .device_notice import DeviceChooser
 from .iap_controls import IapControls
 from .layer_metadata import current_slice, layer_iap
 from .layer_picker import LayerPicker
-from .live_preview import LivePreview
+from .live_preview import PREVIEW_TOOLTIP, LivePreview, preview_request
 from .results import show_counterfactual
 from .run_panel import RunPanel
 from .sampling_controls import SamplingControls
@@ -85,7 +85,7 @@ class CounterfactualWidget(QScrollArea):
         self.scope_volume = QRadioButton("whole volume")
         self.scope_slice.setChecked(True)
         self.live = QCheckBox("live preview")
-        self.live.setToolTip("Re-render the current slice whenever a control changes")
+        self.live.setToolTip(PREVIEW_TOOLTIP)
         self.live.toggled.connect(self._on_live_toggled)
         scope = QWidget()
         scope_row = QHBoxLayout(scope)
@@ -134,7 +134,8 @@ class CounterfactualWidget(QScrollArea):
             )
 
     def request(self, *, preview: bool = False) -> CounterfactualRequest:
-        """The request the controls describe (raises our errors on bad input)."""
+        """The request the controls describe (raises our errors on bad input); a preview's
+        runs on the fast path (:func:`preview_request`)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IAPExtrapolationWarning)
             target = self.vocabulary.validate(
@@ -146,7 +147,10 @@ class CounterfactualWidget(QScrollArea):
         slices = None
         if preview or self.scope_slice.isChecked():
             slices = [current_slice(self.viewer, self.source.layer())]
-        return CounterfactualRequest(target=target, slices=slices, **self.sampling.request_kwargs())
+        request = CounterfactualRequest(
+            target=target, slices=slices, **self.sampling.request_kwargs()
+        )
+        return preview_request(request) if preview else request
 
     def _job(self, *, preview: bool) -> Job:
         """A Job generating the counterfactual the controls describe (validated here)."""

@@ -1,15 +1,46 @@
-"""Debounced live preview: the latest request wins, a stale one is cancelled."""
+"""Debounced live preview: the latest request wins, a stale one is cancelled.
+
+A preview is rendered on the fast path (:func:`preview_request`): DDIM with at most
+:data:`PREVIEW_DDIM_STEPS` steps to the chosen noise level. On the shipped default bundle DDIM-5
+was 10.3x faster than 50-step DDPM and not worse on ground-truth SSIM or IAP fooling
+(``docs/benchmarks.md``); a full Run keeps the sampler settings exactly as chosen.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
 
+from ..pipeline.requests import CounterfactualRequest
 from .workers import Job
 
-DEBOUNCE_MS = 300
+#: quiet time after the last control change before a preview starts (a slider drag emits
+#: many changes; each new preview also cancels a running one)
+DEBOUNCE_MS = 150
+#: DDIM steps of a preview (fewer if the user chose DDIM with fewer)
+PREVIEW_DDIM_STEPS = 5
+PREVIEW_TOOLTIP = (
+    "Re-render the current slice whenever a control changes. For speed the preview always "
+    f"uses DDIM with at most {PREVIEW_DDIM_STEPS} steps to the chosen noise level (also when "
+    "DDPM is selected; DDIM-5 measured 10x faster than 50-step DDPM and not worse). "
+    "Run uses the sampler settings exactly as chosen."
+)
+
+
+def preview_request(request: CounterfactualRequest) -> CounterfactualRequest:
+    """The fast-path copy of ``request`` for a live preview.
+
+    DDIM with ``min(ddim_steps, PREVIEW_DDIM_STEPS)`` steps when the user chose DDIM (fewer
+    steps are kept: they are faster still), else DDIM with ``PREVIEW_DDIM_STEPS`` steps.
+    Target, noise level, guidance, seed and slices are unchanged.
+    """
+    steps = int(request.ddim_steps) if request.sampler == "ddim" else PREVIEW_DDIM_STEPS
+    return dataclasses.replace(
+        request, sampler="ddim", ddim_steps=max(1, min(steps, PREVIEW_DDIM_STEPS))
+    )
 
 
 class LivePreview(QObject):
