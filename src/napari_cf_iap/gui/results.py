@@ -1,4 +1,11 @@
-"""Put results into the viewer: add a layer, or update the one with the same name in place."""
+"""Put results into the viewer: add a layer, or update the one with the same name in place.
+
+This runs on the GUI thread, so it does as little as it can there: the data is shown as is
+(no copy), contrast limits are passed in (napari does not scan the data), an existing layer
+only gets what changed (each geometry setter re-slices and redraws it), and a new layer
+becomes the active one in the next event-loop turn (napari's layer-controls switch is then
+not part of the same stall as building the layer).
+"""
 
 from __future__ import annotations
 
@@ -17,17 +24,51 @@ def show_layer(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) 
     """Add a layer, or update the existing layer of that name and type (no pile-up)."""
     name = kwargs["name"]
     if name in viewer.layers and layer_kind(viewer.layers[name]).lower() == layer_type:
-        layer = viewer.layers[name]
-        for key in _GEOMETRY:
-            if key in kwargs:
-                setattr(layer, key, kwargs[key])
-        layer.metadata = dict(kwargs.get("metadata", {}))
-        layer.data = data
-        if layer_type == "image" and "contrast_limits" in kwargs:
-            layer.contrast_limits = kwargs["contrast_limits"]
-        return layer
+        return _update_layer(viewer.layers[name], data, kwargs, layer_type)
+    return _add_layer(viewer, data, kwargs, layer_type)
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    """Whether a layer property already has the wanted value (arrays, affines, tuples)."""
+    a = np.asarray(getattr(current, "affine_matrix", current), dtype=float)
+    b = np.asarray(getattr(wanted, "affine_matrix", wanted), dtype=float)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _update_layer(layer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) -> Any:
+    for key in _GEOMETRY:
+        if key in kwargs and not _same(getattr(layer, key), kwargs[key]):
+            setattr(layer, key, kwargs[key])
+    layer.metadata = dict(kwargs.get("metadata", {}))
+    layer.data = data
+    limits = kwargs.get("contrast_limits")
+    if layer_type == "image" and limits is not None and not _same(layer.contrast_limits, limits):
+        layer.contrast_limits = limits
+    return layer
+
+
+def _add_layer(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) -> Any:
     adder = getattr(viewer, f"add_{layer_type}")
-    return adder(data, **kwargs)
+    layers = viewer.layers
+    if not hasattr(layers, "_activate_on_insert"):  # another napari: activate at once
+        return adder(data, **kwargs)
+    previous = layers._activate_on_insert
+    layers._activate_on_insert = False
+    try:
+        layer = adder(data, **kwargs)
+    finally:
+        layers._activate_on_insert = previous
+    if previous:
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: _activate(viewer, layer))
+    return layer
+
+
+def _activate(viewer: Any, layer: Any) -> None:
+    """Make ``layer`` the active (selected) one, as napari does for a new layer."""
+    if layer in viewer.layers:
+        viewer.layers.selection.active = layer
 
 
 def counterfactual_name(source_name: str, target: IAPRecord, preview: bool = False) -> str:

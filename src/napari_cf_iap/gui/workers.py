@@ -112,7 +112,7 @@ class Job:
         self.worker.yielded.connect(self._progress)
         self.worker.returned.connect(self._returned)
         self.worker.errored.connect(self._errored)
-        self.worker.finished.connect(self._finish)
+        self.worker.finished.connect(self._finish_next_turn)
         self._open_progress_bar()
         self.worker.start()
         return self
@@ -212,6 +212,14 @@ class Job:
         self._delivered = True
         if self.on_cancelled is not None:
             self.on_cancelled()
+
+    def _finish_next_turn(self) -> None:
+        """Finish in the next event-loop turn: the worker's ``returned`` and ``finished``
+        arrive together, and showing the result plus closing the progress bar and re-enabling
+        the controls in one go would stall the event loop for their sum."""
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, self._finish)
 
     def _finish(self) -> None:
         if self.finished:
