@@ -32,12 +32,15 @@ def test_verdicts_follow_thresholds():
     report = AcceptanceReport(manufacturer_accuracy=0.96, edit_flip_rate=0.69)
     report.mae_edit, report.mae_nothing = 0.1, 0.2
     report.ratio_source, report.ratio_edit, report.ratio_truth = 0.5, 0.9, 0.6
+    report.ratio_gap_edit, report.ratio_gap_nothing = 0.3, 0.1
     report.dice_fat, report.dice_fgt = 0.9, 0.79
     v = report.verdicts()
     assert v["iap: manufacturer accuracy >= 95%"] is True
     assert v["iap: edits flip to target >= 70%"] is False
     assert v["cddgm: edit beats do-nothing (MAE to truth)"] is True
-    assert v["cddgm: fat/FGT contrast moves towards truth"] is False  # 0.9 is farther than 0.5
+    assert v["cddgm: fat/FGT contrast moves towards truth"] is False  # per-subject gap grew
+    report.ratio_gap_edit = 0.05
+    assert report.verdicts()["cddgm: fat/FGT contrast moves towards truth"] is True
     assert v["seg: mean Dice >= 0.85"] is False  # mean 0.845
     assert AcceptanceReport().verdicts()["seg: mean Dice >= 0.85"] is None
 
