@@ -149,11 +149,13 @@ class CallClock:
         self.real_generate = core_api.generate_counterfactual
         self.real_show = counterfactual_widget.show_counterfactual
         self.compute: list[tuple[float, float]] = []
+        self.requests: list[Any] = []  # the CounterfactualRequest of every core call
         self.shown: list[float] = []
         self.show_spans: list[float] = []  # seconds spent adding/updating the layer
 
         def generate(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
+            self.requests.append(args[1] if len(args) > 1 else kwargs.get("request"))
             result = self.real_generate(*args, **kwargs)
             self.compute.append((start, time.perf_counter()))
             return result
@@ -173,8 +175,9 @@ class CallClock:
         self.module.show_counterfactual = self.real_show
 
 
-def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, float]]:
-    """Move the flip-angle slider; time until the preview layer shows the result."""
+def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, Any]]:
+    """Move the flip-angle slider; time until the preview layer shows the result (and the
+    sampler settings the preview's core call got)."""
     clock = CallClock()
     try:
         widget.live.setChecked(True)  # first preview (warm-up)
@@ -198,6 +201,7 @@ def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, fl
                     "debounce": start - moved,
                     "compute": end - start,
                     "display": clock.shown[-1] - end,
+                    "request": clock.requests[-1],
                 }
             )
         widget.live.setChecked(False)
@@ -278,6 +282,10 @@ def render(
         for k in ("total", "debounce", "compute", "display")
     ]  # fmt: skip
     preview_met = common.median(totals) <= PREVIEW_TARGET_S
+    fast = previews[-1].get("request") if previews else None
+    preview_how = (
+        f"{fast.sampler.upper()}, {fast.ddim_steps} DDIM steps" if fast is not None else "unknown"
+    )
     steps = settings.get("steps") or defaults.get("steps", "default")
     guidance = settings.get("guidance") or defaults.get("guidance", "default")
     return "\n".join(
@@ -307,7 +315,8 @@ def render(
             f"layer (`show_counterfactual`, on the GUI thread) took {1000 * show_s:.0f} ms.",
             "",
             f"Live preview of one slice after a slider change ({len(previews)} changes; "
-            "total = slider moved -> preview layer updated, including the widget's debounce):",
+            "total = slider moved -> preview layer updated, including the widget's debounce; "
+            f"the preview's core call ran {preview_how}, the widget's fast path):",
             "",
             common.markdown_table(["part", "median", "range"], preview_rows),
             "",

@@ -214,9 +214,9 @@ class Job:
             self.on_cancelled()
 
     def _finish_next_turn(self) -> None:
-        """Finish in the next event-loop turn: the worker's ``returned`` and ``finished``
-        arrive together, and showing the result plus closing the progress bar and re-enabling
-        the controls in one go would stall the event loop for their sum."""
+        """Finish in a later event-loop pass: the worker's ``returned`` and ``finished``
+        arrive together, and showing the result, closing the progress bar and re-enabling the
+        controls need not all run in one pass (order kept: result first, then finish)."""
         from qtpy.QtCore import QTimer
 
         QTimer.singleShot(0, self._finish)
