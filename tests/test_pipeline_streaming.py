@@ -233,4 +233,41 @@ def test_iap_prediction_memory_does_not_grow_with_the_slice_count(iap_bundle):
         volume = _volume(n=n, hw=(128, 128))
         predict_iap_raw(volume, iap_bundle, batch_size=2)
         working[n], _ = _traced_peak(lambda v=volume: predict_iap_raw(v, iap_bundle, batch_size=2))
-    assert working[16] - working[4] < 128 * 128 * 4, working
+    assert working[16] - working[4] < 128 * 128, working  # under a quarter slice
+
+
+@pytest.fixture(scope="module")
+def seg_bundle(tiny_bundles):
+    return _randomised(tiny_bundles["segmenter"], "segmenter")
+
+
+def test_segmentation_streams_with_identical_labels(seg_bundle):
+    from napari_cf_iap.models.segmenter import segment_volume
+    from napari_cf_iap.pipeline import segment
+
+    volume = _volume()
+    whole = segment_volume(seg_bundle.model, volume, seg_bundle.preprocessing, batch_size=2)
+    reports = []
+    labels = segment(volume, seg_bundle, batch_size=2, progress=lambda d, t, m: reports.append(d))
+    np.testing.assert_array_equal(labels, whole)  # same batches: identical labels
+    assert labels.shape == volume.shape and labels.dtype == np.uint8
+    assert reports == [2, 4, 6, 7]
+    with pytest.raises(CancelledError, match="after 4 of 7"):
+        segment(volume, seg_bundle, batch_size=2, should_stop=lambda: len(reports) > 5,
+                progress=lambda d, t, m: reports.append(d))  # fmt: skip
+    bad = volume.data.copy()
+    bad[-1, 0, 0] = np.inf
+    with pytest.raises(InputError, match="NaN or inf"):
+        segment(volume.with_data(bad), seg_bundle, batch_size=2)
+
+
+def test_segmentation_memory_does_not_grow_with_the_slice_count(seg_bundle):
+    from napari_cf_iap.pipeline import segment
+
+    working = {}
+    for n in (4, 16):
+        volume = _volume(n=n, hw=(128, 128))
+        segment(volume, seg_bundle, batch_size=2)
+        peak, labels = _traced_peak(lambda v=volume: segment(v, seg_bundle, batch_size=2))
+        working[n] = peak - labels.nbytes
+    assert working[16] - working[4] < 128 * 128, working  # whole-volume preprocessing: 3x that
