@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-
 from cf_iap_training.cddgm_module import CDDGMModule
 from cf_iap_training.presets import get_preset
+
 from napari_cf_iap.iap import IAPVocabulary
 from napari_cf_iap.models.config import CDDGMConfig
 
