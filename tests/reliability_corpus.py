@@ -1146,7 +1146,7 @@ CORPUS: list[BadInput] = [
         at("evil.pkl", _raw_pickle),
         import_run,
         BundleError,
-        r"evil\.pkl (contains pickled Python objects|is not a readable PyTorch checkpoint)",
+        r"evil\.pkl (contains|is a plain Python pickle with) pickled Python objects",
         cli=import_cli,
         after=marker_absent,
     ),
@@ -1158,8 +1158,7 @@ CORPUS: list[BadInput] = [
         at("junk.ckpt", lambda p, e: _write(p, b"\x00\x01 not a checkpoint")),
         import_run,
         BundleError,
-        # Reported to the bundles owner: junk bytes are described as pickled objects.
-        r"junk\.ckpt (is not a readable PyTorch checkpoint|contains pickled Python objects)",
+        r"junk\.ckpt is not a PyTorch checkpoint: its 19 bytes start with 00 01",
         cli=import_cli,
         after=no_output,
     ),
