@@ -60,3 +60,13 @@ def test_ship_writes_half_precision_bundles_with_cards(report, tiny_bundles, tmp
     cd = load_bundle(written["cddgm"])
     assert cd.inference_defaults == load_bundle(tiny_bundles["cddgm"]).inference_defaults
     assert np.isfinite(next(cd.model.parameters()).detach().numpy()).all()
+
+
+def test_ship_makes_the_checked_settings_the_cddgm_defaults(report, tiny_bundles, tmp_path):
+    sources = {"cddgm": tiny_bundles["cddgm"], "iap_predictor": tiny_bundles["iap_predictor"]}
+    written = ship_bundles(sources, report, tmp_path, "cmd", {"steps": 75, "guidance": 5.0})
+    assert load_bundle(written["cddgm"]).inference_defaults == {"steps": 75, "guidance": 5.0}
+    assert (
+        load_bundle(written["iap_predictor"]).inference_defaults
+        == load_bundle(tiny_bundles["iap_predictor"]).inference_defaults
+    )

@@ -19,8 +19,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dest", type=Path, help="weights folder (default: the package's)")
     p.add_argument("--subjects", type=int, default=8, help="held-out simulated subjects (8)")
     p.add_argument("--edit-slices", type=int, default=6, help="edited slices per subject")
-    p.add_argument("--steps", type=int, help="noise level t0 (default: the bundle's)")
-    p.add_argument("--guidance", type=float, help="guidance (default: the bundle's)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="noise level t0 (default: the bundle's; shipped as the new default)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        help="guidance (default: the bundle's; shipped as the new default)",
+    )
     p.add_argument("--check-only", action="store_true", help="report, do not copy")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=run)
@@ -50,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check_only:
         return 0
     command = "cf-iap-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    written = ship_bundles(bundles, report, args.dest or weights_root(), command)
+    checked = {"steps": args.steps, "guidance": args.guidance}
+    checked = {k: v for k, v in checked.items() if v is not None}
+    written = ship_bundles(bundles, report, args.dest or weights_root(), command, checked)
     for kind, path in written.items():
         print(f"shipped {kind}: {path}")
     return 0

@@ -124,8 +124,14 @@ def ship_bundles(
     report: AcceptanceReport,
     dest: Path,
     command: str,
+    cddgm_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write each source bundle (by kind) as fp16 into ``dest/<default name>`` with a card."""
+    """Write each source bundle (by kind) as fp16 into ``dest/<default name>`` with a card.
+
+    ``cddgm_defaults`` (e.g. ``{"steps": 75, "guidance": 5.0}``, the settings the acceptance
+    check used) replace the cDDGM bundle's inference defaults, so the plugin and the CLI edit at
+    the settings that were checked.
+    """
     written = {}
     for kind, source in sources.items():
         bundle = load_bundle(source)
@@ -141,7 +147,11 @@ def ship_bundles(
             preprocessing=bundle.preprocessing,
             provenance={**bundle.provenance, "shipped_from": str(source)},
             metrics=metrics,
-            inference_defaults=bundle.inference_defaults,
+            inference_defaults=(
+                {**bundle.inference_defaults, **(cddgm_defaults or {})}
+                if kind == "cddgm"
+                else bundle.inference_defaults
+            ),
             overwrite=True,
             weights_dtype="float16",
         )
