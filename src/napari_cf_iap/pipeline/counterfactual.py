@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..errors import CancelledError, IAPValueError
@@ -12,6 +14,9 @@ from .slices import model_stacks, rows, select_slices
 
 FALLBACK_STEPS = 50
 FALLBACK_GUIDANCE = 3.0
+
+#: ``on_chunk(slice_indices, finished_slices)``; called from the worker thread.
+ChunkCallback = Callable[[list[int], np.ndarray], None]
 
 
 def resolved_settings(request: CounterfactualRequest, defaults: dict) -> tuple[int, float]:
@@ -31,6 +36,7 @@ def generate_counterfactual(
     device: str = "auto",
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    on_chunk: ChunkCallback | None = None,
 ) -> Volume:
     """Re-render ``volume`` (or the requested slices) as if acquired with ``request.target``.
 
@@ -43,7 +49,10 @@ def generate_counterfactual(
     The selected slices stream through in chunks of ``request.batch_size``: preprocess, edit,
     write the restored chunk into the result, drop it. Memory beyond the result therefore does
     not grow with the slice count. ``progress(done, total, message)`` counts slice-steps over
-    the whole job (total = slices x sampler steps).
+    the whole job (total = slices x sampler steps). ``on_chunk(indices, slices)`` gets each
+    finished chunk as it is written: its slice indices and a read-only array of shape
+    ``(len(indices), y, x)`` holding exactly the values the returned volume has there (each
+    selected slice arrives once; a viewer can show the result while it grows).
     Raises :class:`~napari_cf_iap.errors.CancelledError` when ``should_stop()`` turns true.
     """
     from ..sampling.counterfactual import CounterfactualSampler
@@ -83,6 +92,8 @@ def generate_counterfactual(
             else:
                 data[where] = stack.restore(edited)
             del edited, stack
+            if on_chunk is not None:
+                on_chunk(list(part), _read_only(data[where]))
     except CancelledError:
         raise CancelledError(
             f"counterfactual generation cancelled after {job.done} of {total} slice-steps"
@@ -102,6 +113,14 @@ def generate_counterfactual(
         "bundle_sha256": loaded.sha256,
     }
     return volume.with_data(data, iap=target, metadata=metadata)
+
+
+def _read_only(block: np.ndarray) -> np.ndarray:
+    """``block`` (a view into the result where the rows are consecutive) made read-only, so a
+    callback cannot alter the result it is shown."""
+    block = block.view()
+    block.flags.writeable = False
+    return block
 
 
 class _JobProgress:
