@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from napari.utils import notifications
@@ -28,11 +30,20 @@ from .iap_controls import IapControls
 from .layer_metadata import current_slice, layer_iap
 from .layer_picker import LayerPicker
 from .live_preview import PREVIEW_TOOLTIP, LivePreview, preview_request
-from .results import show_counterfactual
+from .results import PendingResult, show_counterfactual, start_counterfactual
 from .run_panel import RunPanel
 from .sampling_controls import SamplingControls
 from .source_panel import SourcePanel
 from .workers import Job, notify_error
+
+
+def _accepts(func: Callable[..., Any], keyword: str) -> bool:
+    """Whether ``func`` takes ``keyword`` (a stand-in core, e.g. a test's, may not stream)."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _group(title: str, *widgets: QWidget) -> QGroupBox:
@@ -153,7 +164,11 @@ class CounterfactualWidget(QScrollArea):
         return preview_request(request) if preview else request
 
     def _job(self, *, preview: bool) -> Job:
-        """A Job generating the counterfactual the controls describe (validated here)."""
+        """A Job generating the counterfactual the controls describe (validated here).
+
+        A Run's result layer is put up at once (before the worker starts) and filled with
+        each finished chunk; a preview's layer appears when it is done.
+        """
         problem = self.source.problem()
         if problem:
             raise CfIapError(problem)
@@ -162,19 +177,38 @@ class CounterfactualWidget(QScrollArea):
         request = self.request(preview=preview)
         bundle = self.bundle.bundle if self.bundle.bundle is not None else self.bundle.spec()
         device = self.device.device
+        pending: PendingResult | None = None
 
         def call(progress: Any, should_stop: Any) -> Any:
-            return core_api.generate_counterfactual(
-                volume, request, bundle, device=device, progress=progress, should_stop=should_stop
+            generate = core_api.generate_counterfactual
+            extra = {}
+            if pending is not None and _accepts(generate, "on_chunk"):
+                extra["on_chunk"] = lambda indices, block: job.publish((indices, block))
+            return generate(
+                volume,
+                request,
+                bundle,
+                device=device,
+                progress=progress,
+                should_stop=should_stop,
+                **extra,
             )
 
         def done(result: Any) -> None:
-            show_counterfactual(self.viewer, layer, volume, result, request, preview=preview)
+            show_counterfactual(
+                self.viewer, layer, volume, result, request, preview=preview, pending=pending
+            )
             self.runner.status.setText(f"done: {request.target.summary()}")
 
-        return Job(
+        job = Job(
             call, label="counterfactual preview" if preview else "counterfactual", on_result=done
         )
+        if not preview:
+            pending = start_counterfactual(self.viewer, layer, volume, request)
+            job.on_partial = lambda chunk: pending.write(*chunk)
+            job.on_cancelled = pending.discard
+            job.on_error = lambda _exc: pending.discard()
+        return job
 
     # ------------------------------------------------------------------ actions
     def run(self) -> None:

@@ -5,10 +5,17 @@ This runs on the GUI thread, so it does as little as it can there: the data is s
 only gets what changed (each geometry setter re-slices and redraws it), and a new layer
 becomes the active one in the next event-loop turn (napari's layer-controls switch is then
 not part of the same stall as building the layer).
+
+A Run shows its result while it grows: :func:`start_counterfactual` puts the result layer up
+before the work starts (building a layer is napari's most expensive step, ~100 ms, so it is
+done while the event loop has nothing else to do), each finished chunk is written into it
+(:meth:`PendingResult.write`, a refresh of ~7 ms), and :func:`show_counterfactual` turns it
+into the final layer; a cancelled or failed run :meth:`~PendingResult.discard`s it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,6 +23,9 @@ import numpy as np
 from ..iap import IAPRecord
 from ..volume import Volume
 from .layer_metadata import layer_kind, same_geometry_kwargs, volume_metadata
+
+#: appended to the result layer's name while the run that fills it is going on
+RUNNING_SUFFIX = " (running…)"
 
 _GEOMETRY = ("scale", "translate", "affine")
 
@@ -94,6 +104,73 @@ def _settings(request: Any, result: Volume) -> dict[str, Any]:
     }
 
 
+@dataclass
+class PendingResult:
+    """The result layer of a running counterfactual: the source's values, filled chunk by
+    chunk. ``previous`` holds the name, data and metadata of a reused layer (to restore)."""
+
+    viewer: Any
+    layer: Any
+    previous: dict[str, Any] | None = None
+    written: set[int] = field(default_factory=set)
+
+    @property
+    def shown(self) -> bool:
+        """Whether the layer is still in the viewer (the user may have deleted it)."""
+        return self.layer in self.viewer.layers
+
+    def write(self, indices: Any, block: Any) -> None:
+        """Put finished slices ``indices`` (values ``block``) into the layer and redraw it."""
+        indices = [int(i) for i in indices]
+        self.layer.data[indices] = block
+        self.written.update(indices)
+        self.layer.refresh()
+
+    def discard(self) -> None:
+        """Leave the viewer as before the run: remove the new layer, or restore the reused
+        one (its own data array was never written to)."""
+        if not self.shown:
+            return
+        if self.previous is None:
+            self.viewer.layers.remove(self.layer)
+            return
+        self.layer.metadata = self.previous["metadata"]
+        self.layer.data = self.previous["data"]
+        self.layer.name = self.previous["name"]
+
+
+def start_counterfactual(
+    viewer: Any, source_layer: Any, source: Volume, request: Any
+) -> PendingResult:
+    """Put up the result layer of a Run before it starts: a float32 copy of the source (the
+    values every slice not yet edited, or not selected, will have), named with
+    :data:`RUNNING_SUFFIX` and marked ``in_progress`` in its metadata, placed and scaled
+    like the source. An image layer already holding the final name is reused."""
+    final = counterfactual_name(source_layer.name, request.target)
+    data = np.array(source.data, dtype=np.float32, copy=True)
+    metadata = {
+        "in_progress": True,
+        "source_layer": source_layer.name,
+        "target_iap": request.target.to_dict(),
+        "spacing": tuple(float(s) for s in source.spacing),
+        "affine": np.asarray(source.affine, dtype=float).tolist(),
+    }
+    kwargs = {
+        "name": final + RUNNING_SUFFIX,
+        "metadata": metadata,
+        "colormap": source_layer.colormap.name,
+        "contrast_limits": tuple(source_layer.contrast_limits),
+        **same_geometry_kwargs(source_layer),
+    }
+    existing = next((layer for layer in viewer.layers if layer.name == final), None)
+    if existing is not None and layer_kind(existing) == "Image":
+        previous = {"name": existing.name, "data": existing.data, "metadata": existing.metadata}
+        layer = _update_layer(existing, data, kwargs, "image")
+        layer.name = kwargs["name"]
+        return PendingResult(viewer, layer, previous)
+    return PendingResult(viewer, _add_layer(viewer, data, kwargs, "image"))
+
+
 def show_counterfactual(
     viewer: Any,
     source_layer: Any,
@@ -102,8 +179,10 @@ def show_counterfactual(
     request: Any,
     *,
     preview: bool = False,
+    pending: PendingResult | None = None,
 ) -> Any:
-    """Add/update a counterfactual image layer placed exactly like its source layer."""
+    """Add/update a counterfactual image layer placed exactly like its source layer (the
+    ``pending`` layer of the run, when it is still in the viewer)."""
     target = result.iap if result.iap.model_name else request.target
     metadata = volume_metadata(
         result.with_data(result.data, iap=target),
@@ -119,4 +198,8 @@ def show_counterfactual(
         "contrast_limits": tuple(source_layer.contrast_limits),
         **same_geometry_kwargs(source_layer),
     }
+    if pending is not None and pending.shown:
+        layer = _update_layer(pending.layer, np.asarray(result.data), kwargs, "image")
+        layer.name = kwargs["name"]
+        return layer
     return show_layer(viewer, np.asarray(result.data), kwargs, "image")

@@ -8,7 +8,9 @@ progress tuple per diffusion step / slice chunk, so that
   from the compute thread),
 - ``Job.cancel()`` and the activity dock's cancel (``worker.quit()``) both make
   ``should_stop()`` true, and the core stops within one step,
-- a cancelled job never delivers a result (so no partial layers are added).
+- a cancelled job never delivers a result (so no partial layers are added),
+- partial results the core hands to :meth:`Job.publish` (e.g. each finished slice chunk)
+  reach ``on_partial`` on the GUI thread, in order with the progress reports.
 
 Set ``CF_IAP_SYNC_WORKERS=1`` to run jobs synchronously on the calling thread (tests, scripts).
 """
@@ -27,6 +29,13 @@ from ..errors import CancelledError
 CoreCall = Callable[[Callable[[int, int, str], None], Callable[[], bool]], Any]
 
 _DONE = object()
+
+
+class _Partial:
+    """A partial result travelling from the core to the GUI thread with the progress reports."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class _Cancelled:
@@ -57,7 +66,9 @@ class Job:
     """One cancellable background call of the core. All callbacks run on the GUI thread.
 
     Errors of the core become napari notifications (unless ``notify=False``) and reach
-    ``on_error``; a cancelled job calls ``on_cancelled`` and never ``on_result``.
+    ``on_error``; a cancelled job calls ``on_cancelled`` and never ``on_result``. Values the
+    core passes to :meth:`publish` (from its own thread) reach ``on_partial``, before the
+    result and never after the job finished.
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class Job:
         on_error: Callable[[BaseException], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
         on_finished: Callable[[], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
         notify: bool = True,
     ) -> None:
         self.func = func
@@ -79,6 +91,7 @@ class Job:
         self.on_error = on_error
         self.on_cancelled = on_cancelled
         self.on_finished = on_finished
+        self.on_partial = on_partial
         self.notify = notify
         self.worker: Any = None
         self.running = False
@@ -86,6 +99,7 @@ class Job:
         self._stop = threading.Event()
         self._pbar: Any = None
         self._delivered = False
+        self._reports: queue.SimpleQueue | None = None
 
     # ------------------------------------------------------------------ control
     @property
@@ -97,6 +111,15 @@ class Job:
         """Ask the core to stop (takes effect within one diffusion step)."""
         self._stop.set()
 
+    def publish(self, value: Any) -> None:
+        """Hand a partial result to ``on_partial`` on the GUI thread (callable from the core's
+        thread; in synchronous mode it is called at once)."""
+        reports = self._reports
+        if reports is not None:
+            reports.put(_Partial(value))
+        else:
+            self._deliver(_Partial(value))
+
     def start(self) -> Job:
         self.running = True
         if sync_workers():
@@ -104,12 +127,12 @@ class Job:
             return self
         from napari.qt.threading import create_worker
 
-        def drive() -> Generator[tuple[int, int, str], None, Any]:
+        def drive() -> Generator[tuple[int, int, str] | _Partial, None, Any]:
             return (yield from self._drive())
 
         drive.__qualname__ = drive.__name__ = self.label
         self.worker = create_worker(drive, _start_thread=False)
-        self.worker.yielded.connect(self._progress)
+        self.worker.yielded.connect(self._deliver)
         self.worker.returned.connect(self._returned)
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finish_next_turn)
@@ -118,9 +141,11 @@ class Job:
         return self
 
     # ------------------------------------------------------------------ compute side
-    def _drive(self) -> Generator[tuple[int, int, str], None, Any]:
-        """Run the core on a helper thread; yield its progress reports as they arrive."""
+    def _drive(self) -> Generator[tuple[int, int, str] | _Partial, None, Any]:
+        """Run the core on a helper thread; yield its progress reports (and published partial
+        results) as they arrive."""
         reports: queue.SimpleQueue = queue.SimpleQueue()
+        self._reports = reports
         box: dict[str, Any] = {}
 
         def target() -> None:
@@ -167,6 +192,14 @@ class Job:
         from napari.utils import progress
 
         self._pbar = progress(total=0, desc=self.label)
+
+    def _deliver(self, item: tuple[int, int, str] | _Partial) -> None:
+        """One item from the core: a partial result or a progress report."""
+        if isinstance(item, _Partial):
+            if not self.finished and self.on_partial is not None:
+                self.on_partial(item.value)
+        else:
+            self._progress(item)
 
     def _progress_tuple(self, done: int, total: int, message: str = "") -> None:
         self._progress((done, total, message))
