@@ -7,11 +7,14 @@ does not depend on training):
 * heartbeat: a 10 ms ``QTimer`` records the gaps between its ticks while the widget
   generates the whole volume (GUI defaults: DDIM, 10 steps). The longest gap is the longest
   event-loop stall. The same heartbeat over an idle period of equal length is the machine's
-  own floor (a loaded machine or a software-GL display stalls even when idle);
+  own floor (a loaded machine or a software-GL display stalls even when idle). The GUI-thread
+  work of the run is timed too: putting up the result layer when Run is pressed, writing each
+  finished chunk into it, and turning it into the final layer;
 * live preview: with "live preview" on, a target slider is moved and the time until the
   preview layer shows the new slice is measured (debounce included), ``--repeats`` times.
 
-Run under a display, e.g. ``xvfb-run -a python -m benchmarks.bench_gui``.
+Run under a display, e.g. ``xvfb-run -a python -m benchmarks.bench_gui`` (this script does not
+start Xvfb itself; ``benchmarks.run_all`` does).
 """
 
 from __future__ import annotations
@@ -114,10 +117,13 @@ def setup_widget(viewer, volume, bundle_path: Path, target) -> Any:
 
 
 def volume_run_stalls(
-    widget, heartbeat: Heartbeat, timeout: float
+    widget, heartbeat: Heartbeat, timeout: float, spans: dict[str, Any] | None = None
 ) -> tuple[list[float], float, float, float]:
     """Heartbeat gaps while the widget generates the whole volume, the run's duration, when
-    (seconds after Run) the longest stall ended, and how long adding the result layer took."""
+    (seconds after Run) the longest stall ended, and how long turning the result layer into
+    the final one took. ``spans``, if given, receives the GUI-thread spans of the result
+    layer: ``start`` (put up at Run), ``writes`` (each chunk), ``first_chunk_at`` (seconds
+    after Run) and ``finish``."""
     widget.scope_volume.setChecked(True)
     clock = CallClock()
     try:
@@ -129,29 +135,42 @@ def volume_run_stalls(
         gaps = heartbeat.stop()
     finally:
         clock.restore()
-    show_s = clock.show_spans[-1] if clock.show_spans else float("nan")
-    worst_at = heartbeat.ends[int(np.argmax(gaps))] - started if gaps else float("nan")
+    nan = float("nan")
+    measured = {
+        "start": clock.start_spans[-1] if clock.start_spans else nan,
+        "writes": list(clock.write_spans),
+        "first_chunk_at": clock.write_ends[0] - started if clock.write_ends else nan,
+        "finish": clock.show_spans[-1] if clock.show_spans else nan,
+    }
+    if spans is not None:
+        spans.update(measured)
+    worst_at = heartbeat.ends[int(np.argmax(gaps))] - started if gaps else nan
     if not finished:
         widget.cancel()
         raise RuntimeError(f"the volume run did not finish within {timeout:.0f} s")
     widget.scope_slice.setChecked(True)
-    return gaps, duration, worst_at, show_s
+    return gaps, duration, worst_at, measured["finish"]
 
 
 class CallClock:
     """Timestamps of the widget's core calls and of its layer updates (wrapping, not editing,
-    the widget's module-level helpers)."""
+    the widget's module-level helpers and the running result's chunk writer)."""
 
     def __init__(self) -> None:
-        from napari_cf_iap.gui import core_api, counterfactual_widget
+        from napari_cf_iap.gui import core_api, counterfactual_widget, results
 
-        self.core_api, self.module = core_api, counterfactual_widget
+        self.core_api, self.module, self.results = core_api, counterfactual_widget, results
         self.real_generate = core_api.generate_counterfactual
         self.real_show = counterfactual_widget.show_counterfactual
+        self.real_start = counterfactual_widget.start_counterfactual
+        self.real_write = results.PendingResult.write
         self.compute: list[tuple[float, float]] = []
         self.requests: list[Any] = []  # the CounterfactualRequest of every core call
         self.shown: list[float] = []
-        self.show_spans: list[float] = []  # seconds spent adding/updating the layer
+        self.show_spans: list[float] = []  # seconds spent adding/updating the final layer
+        self.start_spans: list[float] = []  # seconds spent putting up a Run's layer
+        self.write_spans: list[float] = []  # seconds spent writing one chunk into it
+        self.write_ends: list[float] = []
 
         def generate(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
@@ -167,12 +186,30 @@ class CallClock:
             self.show_spans.append(self.shown[-1] - start)
             return layer
 
+        def start(*args: Any, **kwargs: Any) -> Any:
+            begin = time.perf_counter()
+            pending = self.real_start(*args, **kwargs)
+            self.start_spans.append(time.perf_counter() - begin)
+            return pending
+
+        real_write = self.real_write
+
+        def write(pending: Any, *args: Any, **kwargs: Any) -> None:
+            begin = time.perf_counter()
+            real_write(pending, *args, **kwargs)
+            self.write_ends.append(time.perf_counter())
+            self.write_spans.append(self.write_ends[-1] - begin)
+
         core_api.generate_counterfactual = generate
         counterfactual_widget.show_counterfactual = show
+        counterfactual_widget.start_counterfactual = start
+        results.PendingResult.write = write  # type: ignore[method-assign]
 
     def restore(self) -> None:
         self.core_api.generate_counterfactual = self.real_generate
         self.module.show_counterfactual = self.real_show
+        self.module.start_counterfactual = self.real_start
+        self.results.PendingResult.write = self.real_write  # type: ignore[method-assign]
 
 
 def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, Any]]:
@@ -236,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             widget, _ = setup_widget(viewer, volume, bundle_path, target)
             heartbeat = Heartbeat()
-            gaps, duration, worst_at, show_s = volume_run_stalls(widget, heartbeat, args.timeout)
+            spans: dict[str, Any] = {}
+            gaps, duration, worst_at, show_s = volume_run_stalls(
+                widget, heartbeat, args.timeout, spans
+            )
             heartbeat.start()
             idle(min(duration, 10.0))
             idle_gaps = heartbeat.stop()
@@ -247,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             viewer.close()
     body = render(
         volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings,
-        defaults,
+        defaults, spans,
     )  # fmt: skip
     common.report(
         "gui", "GUI responsiveness (napari plugin)", body, device, write=not args.no_write
@@ -256,7 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render(
-    volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings, defaults
+    volume,
+    described,
+    gaps,
+    idle_gaps,
+    duration,
+    worst_at,
+    show_s,
+    previews,
+    settings,
+    defaults,
+    spans: dict[str, Any] | None = None,
 ) -> str:
     stall = max(gaps) if gaps else float("nan")
     idle_stall = max(idle_gaps) if idle_gaps else float("nan")
@@ -311,8 +361,8 @@ def render(
             ),
             "",
             f"The longest stall of the run ended {worst_at:.2f} s after Run was pressed (the run "
-            f"took {duration:.2f} s until the widget reported it finished). Adding the result "
-            f"layer (`show_counterfactual`, on the GUI thread) took {1000 * show_s:.0f} ms.",
+            f"took {duration:.2f} s until the widget reported it finished). "
+            + layer_spans(spans or {"finish": show_s}),
             "",
             f"Live preview of one slice after a slider change ({len(previews)} changes; "
             "total = slider moved -> preview layer updated, including the widget's debounce; "
@@ -323,6 +373,25 @@ def render(
             f"Target <= {PREVIEW_TARGET_S:.0f} s: "
             + common.verdict(preview_met, f"median {common.median(totals):.2f} s"),
         ]
+    )
+
+
+def layer_spans(spans: dict[str, Any]) -> str:
+    """One sentence on the GUI-thread work of the run's result layer."""
+    nan = float("nan")
+    writes = spans.get("writes") or []
+    chunk_text = (
+        f"each of the {len(writes)} finished chunks was written into it and redrawn "
+        f"(`PendingResult.write`) in {1000 * common.median(writes):.0f} ms median, "
+        f"{1000 * max(writes):.0f} ms at most, the first {spans['first_chunk_at']:.2f} s after Run"
+        if writes
+        else "no chunk was written into it while the run went on"
+    )
+    return (
+        "GUI-thread work on the result layer: putting it up when Run was pressed, before the "
+        f"worker started (`start_counterfactual`) took {1000 * spans.get('start', nan):.0f} ms; "
+        f"{chunk_text}; turning it into the final layer (`show_counterfactual`) took "
+        f"{1000 * spans['finish']:.0f} ms."
     )
 
 
