@@ -225,7 +225,8 @@ class CounterfactualWidget(QScrollArea):
             notifications.show_warning(
                 f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown."
             )
-        self.runner.start(job, self._controls)
+        # the result layer was just put up on this turn: the worker starts on the next one
+        self.runner.start(job, self._controls, next_turn=True)
 
     def cancel(self) -> None:
         self.runner.cancel()

@@ -39,8 +39,9 @@ class RunPanel(QWidget):
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def start(self, job: Job, controls: Iterable[QWidget] = ()) -> Job:
-        """Start ``job``; disable ``controls`` and Run until it finishes."""
+    def start(self, job: Job, controls: Iterable[QWidget] = (), *, next_turn: bool = False) -> Job:
+        """Start ``job``; disable ``controls`` and Run until it finishes (at once, also when
+        the job's worker starts in the next event-loop turn, see :meth:`Job.start`)."""
         own_progress, own_finish = job.on_progress, job.on_finished
         own_cancel, own_error = job.on_cancelled, job.on_error
 
@@ -72,7 +73,7 @@ class RunPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"{job.label}…")
         self._set_running(True)
-        return job.start()
+        return job.start(next_turn=next_turn)
 
     def cancel(self) -> None:
         if self.job is not None:

@@ -120,11 +120,24 @@ class Job:
         else:
             self._deliver(_Partial(value))
 
-    def start(self) -> Job:
+    def start(self, *, next_turn: bool = False) -> Job:
+        """Start the job. With ``next_turn`` the job counts as running at once but its
+        worker and progress bar are set up in the next event-loop turn, so work the caller
+        just did on the GUI thread (e.g. adding a layer) is not part of the same stall; a
+        cancel in between stops the core before its first step."""
         self.running = True
         if sync_workers():
             self._run_sync()
             return self
+        if next_turn:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._launch)
+            return self
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
         from napari.qt.threading import create_worker
 
         def drive() -> Generator[tuple[int, int, str] | _Partial, None, Any]:
@@ -138,7 +151,6 @@ class Job:
         self.worker.finished.connect(self._finish_next_turn)
         self._open_progress_bar()
         self.worker.start()
-        return self
 
     # ------------------------------------------------------------------ compute side
     def _drive(self) -> Generator[tuple[int, int, str] | _Partial, None, Any]:
