@@ -277,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             gaps, duration, worst_at, show_s = volume_run_stalls(
                 widget, heartbeat, args.timeout, spans
             )
+            again: dict[str, Any] = {}  # the same target again: the result layer is reused
+            again["gaps"], again["duration"], again["worst_at"], _ = volume_run_stalls(
+                widget, heartbeat, args.timeout, again
+            )
             heartbeat.start()
             idle(min(duration, 10.0))
             idle_gaps = heartbeat.stop()
@@ -287,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             viewer.close()
     body = render(
         volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings,
-        defaults, spans,
+        defaults, spans, again,
     )  # fmt: skip
     common.report(
         "gui", "GUI responsiveness (napari plugin)", body, device, write=not args.no_write
@@ -307,15 +311,25 @@ def render(
     settings,
     defaults,
     spans: dict[str, Any] | None = None,
+    again: dict[str, Any] | None = None,
 ) -> str:
     stall = max(gaps) if gaps else float("nan")
     idle_stall = max(idle_gaps) if idle_gaps else float("nan")
     over = sum(g > STALL_TARGET_S for g in gaps)
     stall_met = stall <= STALL_TARGET_S if gaps else None
-    reason = f"{1000 * stall:.0f} ms" + (
-        f"; the idle event loop on this machine already stalls {1000 * idle_stall:.0f} ms"
-        if idle_stall > STALL_TARGET_S
-        else ""
+    at_run = bool(spans) and worst_at <= spans.get("start", 0.0) + 0.5
+    reason = (
+        f"{1000 * stall:.0f} ms"
+        + (
+            " when Run was pressed (a new image layer: napari's add_image and its first paint)"
+            if at_run
+            else ""
+        )
+        + (
+            f"; the idle event loop on this machine already stalls {1000 * idle_stall:.0f} ms"
+            if idle_stall > STALL_TARGET_S
+            else ""
+        )
     )
     heart_rows = [
         ["volume run", f"{duration:.1f} s", len(gaps), f"{1000 * np.median(gaps):.0f} ms",
@@ -325,6 +339,15 @@ def render(
          f"{1000 * np.median(idle_gaps):.0f} ms", f"{1000 * np.percentile(idle_gaps, 99):.0f} ms",
          f"{1000 * idle_stall:.0f} ms", sum(g > STALL_TARGET_S for g in idle_gaps), "floor"],
     ]  # fmt: skip
+    if again:
+        g2 = again["gaps"]
+        stall2 = max(g2) if g2 else float("nan")
+        heart_rows.insert(1, [
+            "volume run again (same target: layer reused)", f"{again['duration']:.1f} s", len(g2),
+            f"{1000 * np.median(g2):.0f} ms", f"{1000 * np.percentile(g2, 99):.0f} ms",
+            f"{1000 * stall2:.0f} ms", sum(g > STALL_TARGET_S for g in g2),
+            common.verdict(stall2 <= STALL_TARGET_S if g2 else None, f"{1000 * stall2:.0f} ms"),
+        ])  # fmt: skip
     totals = [p["total"] for p in previews]
     preview_rows = [
         [f"{k}", f"{1000 * common.median([p[k] for p in previews]):.0f} ms",
@@ -362,7 +385,13 @@ def render(
             "",
             f"The longest stall of the run ended {worst_at:.2f} s after Run was pressed (the run "
             f"took {duration:.2f} s until the widget reported it finished). "
-            + layer_spans(spans or {"finish": show_s}),
+            + layer_spans(spans or {"finish": show_s})
+            + (
+                f" Run again: longest stall ended {again['worst_at']:.2f} s after Run; "
+                + layer_spans(again)
+                if again
+                else ""
+            ),
             "",
             f"Live preview of one slice after a slider change ({len(previews)} changes; "
             "total = slider moved -> preview layer updated, including the widget's debounce; "
