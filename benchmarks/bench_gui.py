@@ -141,6 +141,12 @@ def volume_run_stalls(
         "writes": list(clock.write_spans),
         "first_chunk_at": clock.write_ends[0] - started if clock.write_ends else nan,
         "finish": clock.show_spans[-1] if clock.show_spans else nan,
+        # (seconds after Run at which it ended, length) of every gap over the target
+        "over": [
+            (end - started, gap)
+            for end, gap in zip(heartbeat.ends, gaps, strict=False)
+            if gap > STALL_TARGET_S
+        ],
     }
     if spans is not None:
         spans.update(measured)
@@ -416,11 +422,19 @@ def layer_spans(spans: dict[str, Any]) -> str:
         if writes
         else "no chunk was written into it while the run went on"
     )
+    over = spans.get("over") or []
+    over_text = (
+        " Gaps over 100 ms (ended s after Run: length): "
+        + ", ".join(f"{at:.2f} s: {1000 * gap:.0f} ms" for at, gap in over)
+        + "."
+        if over
+        else ""
+    )
     return (
         "GUI-thread work on the result layer: putting it up when Run was pressed, before the "
         f"worker started (`start_counterfactual`) took {1000 * spans.get('start', nan):.0f} ms; "
         f"{chunk_text}; turning it into the final layer (`show_counterfactual`) took "
-        f"{1000 * spans['finish']:.0f} ms."
+        f"{1000 * spans['finish']:.0f} ms.{over_text}"
     )
 
 
