@@ -54,6 +54,20 @@ def tiny_volume(shape=(6, 24, 20), iap: IAPRecord = GE_15, oblique: bool = False
     return Volume(data=data, spacing=(2.0, 0.7, 0.8), affine=affine, iap=iap, metadata={"x": 1})
 
 
+def counterfactual_widget_on(viewer: Any, qtbot: Any, volume: Volume, fake: Any) -> SimpleNamespace:
+    """A counterfactual widget docked in ``viewer`` over an image layer "scan" of ``volume``,
+    with its (fake-core) bundle loaded and SIEMENS_3 as the target."""
+    from napari_cf_iap.gui.counterfactual_widget import CounterfactualWidget
+    from napari_cf_iap.gui.layer_metadata import image_layer_kwargs
+
+    layer = viewer.add_image(volume.data, **image_layer_kwargs(volume, "scan"))
+    widget = CounterfactualWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.bundle.bundle is not None, timeout=5000)
+    widget.target.set_record(SIEMENS_3)
+    return SimpleNamespace(viewer=viewer, widget=widget, fake=fake, layer=layer, volume=volume)
+
+
 def tiny_labels(shape=(6, 24, 20)) -> np.ndarray:
     labels = np.zeros(shape, dtype=np.uint8)
     labels[:, 4:20, 3:17] = 1

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from gui_support import GE_15, SIEMENS_3, FakeCore, tiny_volume
+from gui_support import GE_15, SIEMENS_3, FakeCore, counterfactual_widget_on, tiny_volume
 
-from napari_cf_iap.gui.counterfactual_widget import CounterfactualWidget
 from napari_cf_iap.gui.layer_metadata import image_layer_kwargs
 
 pytestmark = pytest.mark.gui
@@ -17,14 +14,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture
 def cf(make_napari_viewer, qtbot, monkeypatch):
     fake = FakeCore(steps=5).install(monkeypatch)
-    viewer = make_napari_viewer()
-    volume = tiny_volume(oblique=True)
-    layer = viewer.add_image(volume.data, **image_layer_kwargs(volume, "scan"))
-    widget = CounterfactualWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.bundle.bundle is not None, timeout=5000)
-    widget.target.set_record(SIEMENS_3)
-    return SimpleNamespace(viewer=viewer, widget=widget, fake=fake, layer=layer, volume=volume)
+    return counterfactual_widget_on(make_napari_viewer(), qtbot, tiny_volume(oblique=True), fake)
 
 
 def _run(cf, qtbot):

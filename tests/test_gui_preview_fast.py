@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from gui_support import SIEMENS_3, FakeCore, tiny_volume
+from gui_support import SIEMENS_3, FakeCore, counterfactual_widget_on, tiny_volume
 
-from napari_cf_iap.gui.counterfactual_widget import CounterfactualWidget
-from napari_cf_iap.gui.layer_metadata import image_layer_kwargs
 from napari_cf_iap.gui.live_preview import PREVIEW_DDIM_STEPS, PREVIEW_TOOLTIP, preview_request
 from napari_cf_iap.gui.results import show_counterfactual
 from napari_cf_iap.gui.workers import Job
@@ -40,14 +37,7 @@ def test_preview_request_takes_the_ddim_fast_path(sampler, ddim_steps, expected)
 @pytest.fixture
 def cf(make_napari_viewer, qtbot, monkeypatch):
     fake = FakeCore(steps=2).install(monkeypatch)
-    viewer = make_napari_viewer()
-    volume = tiny_volume()
-    layer = viewer.add_image(volume.data, **image_layer_kwargs(volume, "scan"))
-    widget = CounterfactualWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.bundle.bundle is not None, timeout=5000)
-    widget.target.set_record(SIEMENS_3)
-    return SimpleNamespace(viewer=viewer, widget=widget, fake=fake, layer=layer, volume=volume)
+    return counterfactual_widget_on(make_napari_viewer(), qtbot, tiny_volume(), fake)
 
 
 def test_widget_previews_with_ddim_5_and_runs_with_the_chosen_sampler(cf, qtbot):

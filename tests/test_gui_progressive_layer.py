@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from gui_support import SIEMENS_3, FakeCore, tiny_volume
+from gui_support import SIEMENS_3, FakeCore, counterfactual_widget_on, tiny_volume
 
 from napari_cf_iap.errors import CancelledError, InputError
 from napari_cf_iap.gui.counterfactual_widget import CounterfactualWidget
@@ -58,15 +58,10 @@ class StreamingCore(FakeCore):
 @pytest.fixture
 def cf(make_napari_viewer, qtbot, monkeypatch):
     fake = StreamingCore().install(monkeypatch)
-    viewer = make_napari_viewer()
     volume = tiny_volume(oblique=True)  # 6 slices: 3 chunks of 2
-    layer = viewer.add_image(volume.data, **image_layer_kwargs(volume, "scan"))
-    widget = CounterfactualWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.bundle.bundle is not None, timeout=5000)
-    widget.target.set_record(SIEMENS_3)
-    widget.scope_volume.setChecked(True)
-    return SimpleNamespace(viewer=viewer, widget=widget, fake=fake, layer=layer, volume=volume)
+    cf = counterfactual_widget_on(make_napari_viewer(), qtbot, volume, fake)
+    cf.widget.scope_volume.setChecked(True)
+    return cf
 
 
 def _names(viewer) -> list[str]:
