@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from pipeline_support import TARGET
 
 from napari_cf_iap.errors import CancelledError, IAPValueError, InputError
 from napari_cf_iap.iap import IAPRecord
@@ -13,17 +14,6 @@ from napari_cf_iap.pipeline import (
     segment,
 )
 from napari_cf_iap.volume import Volume
-
-TARGET = IAPRecord.create(
-    manufacturer="SIEMENS",
-    model_name="Skyra",
-    field_strength=3.0,
-    scan_options="FS",
-    flip_angle=10,
-    slice_thickness=1.0,
-    echo_time=1.5,
-    repetition_time=4.5,
-)
 
 
 @pytest.fixture

@@ -7,32 +7,15 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from pipeline_support import TARGET, gamma_volume
 
 from napari_cf_iap.bundles.bundle import load_bundle
 from napari_cf_iap.errors import CancelledError, InputError
-from napari_cf_iap.iap import IAPRecord
 from napari_cf_iap.pipeline import CounterfactualRequest, generate_counterfactual, predict_iap_raw
 from napari_cf_iap.pipeline.bundle_access import preprocessing_of
 from napari_cf_iap.pipeline.slices import model_stacks, rows, to_model_stack
 from napari_cf_iap.sampling.counterfactual import CounterfactualSampler
 from napari_cf_iap.volume import Volume
-
-TARGET = IAPRecord.create(
-    manufacturer="SIEMENS",
-    model_name="Skyra",
-    field_strength=3.0,
-    scan_options="FS",
-    flip_angle=10,
-    slice_thickness=1.0,
-    echo_time=1.5,
-    repetition_time=4.5,
-)
-
-
-def _volume(n: int = 7, hw: tuple[int, int] = (40, 48), seed: int = 0) -> Volume:
-    rng = np.random.default_rng(seed)
-    data = rng.gamma(2.0, 100.0, size=(n, *hw)).astype(np.float32)
-    return Volume(data, spacing=(2.0, 0.7, 0.8), affine=np.diag([2.0, 0.7, 0.8, 1.0]))
 
 
 def _randomised(path, kind: str):
@@ -92,7 +75,7 @@ def _all_at_once(volume: Volume, request: CounterfactualRequest, loaded) -> np.n
 
 @pytest.mark.parametrize("detail_transfer", [True, False])
 def test_chunked_counterfactual_equals_the_unchunked_algorithm(cddgm, detail_transfer):
-    volume = _volume()
+    volume = gamma_volume()
     request = _request(batch_size=2, seed=5, detail_transfer=detail_transfer)
     out = generate_counterfactual(volume, request, cddgm, device="cpu")
     reference = _all_at_once(volume, request, cddgm)
@@ -105,7 +88,7 @@ def test_chunked_counterfactual_equals_the_unchunked_algorithm(cddgm, detail_tra
 
 
 def test_a_slice_renders_the_same_whatever_else_is_selected(cddgm):
-    volume = _volume()
+    volume = gamma_volume()
     alone = generate_counterfactual(volume, _request(slices=[3], batch_size=1), cddgm)
     among = generate_counterfactual(volume, _request(slices=[0, 3, 4, 6], batch_size=1), cddgm)
     np.testing.assert_array_equal(alone.data[3], among.data[3])  # same batch shape: exact
@@ -118,7 +101,7 @@ def test_a_slice_renders_the_same_whatever_else_is_selected(cddgm):
 def test_progress_counts_slice_steps_over_the_whole_job(cddgm):
     reports = []
     generate_counterfactual(
-        _volume(n=5),
+        gamma_volume(n=5),
         _request(batch_size=2),
         cddgm,
         progress=lambda done, total, message: reports.append((done, total, message)),
@@ -139,7 +122,7 @@ def test_cancel_in_a_later_chunk_stops_the_job(cddgm):
 
     with pytest.raises(CancelledError, match="after 8 of 21"):
         generate_counterfactual(
-            _volume(),
+            gamma_volume(),
             _request(batch_size=2),
             cddgm,
             progress=progress,
@@ -149,7 +132,7 @@ def test_cancel_in_a_later_chunk_stops_the_job(cddgm):
 
 
 def test_bad_input_is_refused_before_any_work(cddgm):
-    volume = _volume()
+    volume = gamma_volume()
     calls = []
     bad = volume.data.copy()
     bad[-1, 5, 5] = np.nan  # in the last chunk
@@ -176,7 +159,7 @@ def test_bad_input_is_refused_before_any_work(cddgm):
 
 
 def test_model_stacks_yield_chunks_in_order_and_views_for_runs(cddgm):
-    volume = _volume()
+    volume = gamma_volume()
     parts = [p for p, _ in model_stacks(volume, [0, 1, 2, 4, 5], preprocessing_of(cddgm), 2)]
     assert parts == [[0, 1], [2, 4], [5]]
     assert rows([2, 3, 4]) == slice(2, 5) and rows([2, 4]) == [2, 4]
@@ -199,7 +182,7 @@ def test_counterfactual_memory_does_not_grow_with_the_slice_count(cddgm):
     request = _request(batch_size=2, ddim_steps=1)
     working = {}
     for n in (4, 16):
-        volume = _volume(n=n, hw=(128, 128))
+        volume = gamma_volume(n=n, hw=(128, 128))
         generate_counterfactual(volume, request, cddgm)  # warm-up (first-call allocations)
         peak, out = _traced_peak(lambda v=volume: generate_counterfactual(v, request, cddgm))
         working[n] = peak - out.data.nbytes  # the result itself must scale with n
@@ -209,7 +192,7 @@ def test_counterfactual_memory_does_not_grow_with_the_slice_count(cddgm):
 
 
 def test_iap_prediction_streams_with_identical_results(iap_bundle):
-    volume = _volume()
+    volume = gamma_volume()
     big, _ = predict_iap_raw(volume, iap_bundle, device="cpu", batch_size=7)
     small, _ = predict_iap_raw(volume, iap_bundle, device="cpu", batch_size=2)
     np.testing.assert_allclose(small, big, rtol=0, atol=1e-5)
@@ -230,7 +213,7 @@ def test_iap_prediction_streams_with_identical_results(iap_bundle):
 def test_iap_prediction_memory_does_not_grow_with_the_slice_count(iap_bundle):
     working = {}
     for n in (4, 16):
-        volume = _volume(n=n, hw=(128, 128))
+        volume = gamma_volume(n=n, hw=(128, 128))
         predict_iap_raw(volume, iap_bundle, batch_size=2)
         working[n], _ = _traced_peak(lambda v=volume: predict_iap_raw(v, iap_bundle, batch_size=2))
     assert working[16] - working[4] < 128 * 128, working  # under a quarter slice
@@ -245,7 +228,7 @@ def test_segmentation_streams_with_identical_labels(seg_bundle):
     from napari_cf_iap.models.segmenter import segment_volume
     from napari_cf_iap.pipeline import segment
 
-    volume = _volume()
+    volume = gamma_volume()
     whole = segment_volume(seg_bundle.model, volume, seg_bundle.preprocessing, batch_size=2)
     reports = []
     labels = segment(volume, seg_bundle, batch_size=2, progress=lambda d, t, m: reports.append(d))
@@ -266,7 +249,7 @@ def test_segmentation_memory_does_not_grow_with_the_slice_count(seg_bundle):
 
     working = {}
     for n in (4, 16):
-        volume = _volume(n=n, hw=(128, 128))
+        volume = gamma_volume(n=n, hw=(128, 128))
         segment(volume, seg_bundle, batch_size=2)
         peak, labels = _traced_peak(lambda v=volume: segment(v, seg_bundle, batch_size=2))
         working[n] = peak - labels.nbytes

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pipeline_support import TARGET, gamma_volume
 
 from napari_cf_iap.errors import CancelledError
-from napari_cf_iap.iap import IAPRecord
 from napari_cf_iap.pipeline import CounterfactualRequest, generate_counterfactual
-from napari_cf_iap.volume import Volume
-
-TARGET = IAPRecord.create(
-    manufacturer="SIEMENS",
-    model_name="Skyra",
-    field_strength=3.0,
-    scan_options="FS",
-    flip_angle=10,
-    slice_thickness=1.0,
-    echo_time=1.5,
-    repetition_time=4.5,
-)
-
-
-def _volume(n: int = 7, hw: tuple[int, int] = (40, 48)) -> Volume:
-    data = np.random.default_rng(0).gamma(2.0, 100.0, size=(n, *hw)).astype(np.float32)
-    return Volume(data, spacing=(2.0, 0.7, 0.8), affine=np.diag([2.0, 0.7, 0.8, 1.0]))
 
 
 def _request(**kwargs) -> CounterfactualRequest:
@@ -38,7 +21,7 @@ def _request(**kwargs) -> CounterfactualRequest:
     [(None, 3, True), ([0, 2, 3, 6], 2, False), ([5], 8, True)],
 )
 def test_chunks_assemble_to_the_returned_volume(tiny_bundles, slices, batch_size, detail_transfer):
-    volume = _volume()
+    volume = gamma_volume()
     source = volume.data.copy()
     seen: list[tuple[list[int], np.ndarray]] = []
     request = _request(slices=slices, batch_size=batch_size, detail_transfer=detail_transfer)
@@ -72,7 +55,7 @@ def test_cancel_stops_the_chunks(tiny_bundles):
     seen: list[list[int]] = []
     with pytest.raises(CancelledError):
         generate_counterfactual(
-            _volume(),
+            gamma_volume(),
             _request(batch_size=2),
             tiny_bundles["cddgm"],
             device="cpu",
