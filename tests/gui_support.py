@@ -96,13 +96,15 @@ class FakeCore:
                 progress(step + 1, self.steps, f"{label} step {step + 1}")
 
     def generate_counterfactual(self, volume, request, bundle=None, *, device="auto",
-                                progress=None, should_stop=None):  # fmt: skip
+                                progress=None, should_stop=None, on_chunk=None):  # fmt: skip
         self.calls.append({"kind": "cf", "request": request, "bundle": bundle, "device": device})
         self._loop(progress, should_stop, "diffusion")
         data = np.array(volume.data, dtype=np.float32, copy=True)
-        slices = range(data.shape[0]) if request.slices is None else request.slices
+        slices = list(range(data.shape[0]) if request.slices is None else request.slices)
         for z in slices:
             data[z] = 1000.0 + request.target.flip_angle  # marks edited slices and the target
+        if on_chunk is not None:  # the whole selection as one finished chunk
+            on_chunk(slices, data[slices])
         return volume.with_data(data, iap=request.target)
 
     def predict_iap(self, volume, bundle=None, *, slices=None, device="auto", progress=None,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from napari.utils import notifications
@@ -35,15 +33,6 @@ from .run_panel import RunPanel
 from .sampling_controls import SamplingControls
 from .source_panel import SourcePanel
 from .workers import Job, notify_error
-
-
-def _accepts(func: Callable[..., Any], keyword: str) -> bool:
-    """Whether ``func`` takes ``keyword`` (a stand-in core, e.g. a test's, may not stream)."""
-    try:
-        parameters = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _group(title: str, *widgets: QWidget) -> QGroupBox:
@@ -180,18 +169,17 @@ class CounterfactualWidget(QScrollArea):
         pending: PendingResult | None = None
 
         def call(progress: Any, should_stop: Any) -> Any:
-            generate = core_api.generate_counterfactual
-            extra = {}
-            if pending is not None and _accepts(generate, "on_chunk"):
-                extra["on_chunk"] = lambda indices, block: job.publish((indices, block))
-            return generate(
+            on_chunk = None
+            if pending is not None:  # a Run: its result layer fills in chunk by chunk
+                on_chunk = lambda indices, block: job.publish((indices, block))  # noqa: E731
+            return core_api.generate_counterfactual(
                 volume,
                 request,
                 bundle,
                 device=device,
                 progress=progress,
                 should_stop=should_stop,
-                **extra,
+                on_chunk=on_chunk,
             )
 
         def done(result: Any) -> None:
