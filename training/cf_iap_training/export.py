@@ -84,7 +84,7 @@ def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
                 "cf-iap-train checkpoints never contain, so it was not written by this package "
                 "(or was altered); it is refused and nothing in it was executed"
             ) from exc
-        from napari_cf_iap.bundles.importer import describe_load_failure
+        from napari_cf_iap.bundles.checkpoint_files import describe_load_failure
 
         raise describe_load_failure(path, exc) from exc
     if not isinstance(data, dict) or "state_dict" not in data:
