@@ -351,8 +351,8 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     step_before = 0
     from .export import CHECKPOINT_SAFE_GLOBALS, load_checkpoint
 
-    if ckpt_path is not None:
-        step_before = int(load_checkpoint(ckpt_path).get("global_step", 0))
+    if ckpt_path is not None:  # mmap: the step without reading every tensor
+        step_before = int(load_checkpoint(ckpt_path, mmap=True).get("global_step", 0))
     # tensors and plain data only: nothing pickled in last.ckpt runs (see export.load_checkpoint)
     try:
         with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
