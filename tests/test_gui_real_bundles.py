@@ -60,6 +60,13 @@ def test_counterfactual_on_a_tiny_bundle_then_unload(scan, qtbot, tiny_bundles):
     np.testing.assert_allclose(result.translate, layer.translate)
     np.testing.assert_array_equal(result.data[[0, 1, 3]], volume.data[[0, 1, 3]])
     assert not np.allclose(result.data[2], volume.data[2])
+    assert result.metadata["counterfactual"]["edit_mode"] == "sdedit"
+    assert widget.sampling.edit_mode.itemText(0).endswith("(sdedit)")
+
+    widget.sampling.edit_mode.setCurrentText("twin")
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
+    assert viewer.layers[-1].metadata["counterfactual"]["edit_mode"] == "twin"
 
     path = str(widget.bundle.bundle.path)
     assert any(p == path for p, _ in cached_bundles())

@@ -130,3 +130,30 @@ def test_wrong_kind_of_bundle_refused(volume, tiny_bundles):
 
     with pytest.raises(BundleError, match="segmenter"):
         segment(volume, tiny_bundles["cddgm"])
+
+
+def test_twin_edit_towards_own_iaps_changes_nothing(volume, tiny_bundles):
+    own = volume.with_data(volume.data, iap=TARGET)
+    request = CounterfactualRequest(
+        target=TARGET, steps=5, guidance=2.0, slices=[1, 2], edit_mode="twin"
+    )
+    out = generate_counterfactual(own, request, tiny_bundles["cddgm"], device="cpu")
+    np.testing.assert_allclose(out.data, own.data, rtol=0, atol=1e-3 * own.data.max())
+    assert out.metadata["counterfactual"]["edit_mode"] == "twin"
+    plain = generate_counterfactual(
+        own, CounterfactualRequest(target=TARGET, steps=5, slices=[1]), tiny_bundles["cddgm"]
+    )
+    assert not np.allclose(plain.data[1], own.data[1], atol=1e-3 * own.data.max())
+
+
+def test_twin_edit_without_source_iaps_says_what_to_do(volume, tiny_bundles):
+    request = CounterfactualRequest(target=TARGET, steps=3, slices=[0], edit_mode="twin")
+    with pytest.raises(IAPValueError, match="source's IAPs.*sdedit"):
+        generate_counterfactual(volume, request, tiny_bundles["cddgm"], device="cpu")
+    request.edit_mode = "magic"
+    with pytest.raises(IAPValueError, match="edit mode must be one of"):
+        generate_counterfactual(volume, request, tiny_bundles["cddgm"], device="cpu")
+    sd = generate_counterfactual(
+        volume, CounterfactualRequest(target=TARGET, steps=3, slices=[0]), tiny_bundles["cddgm"]
+    )
+    assert sd.metadata["counterfactual"]["edit_mode"] == "sdedit"

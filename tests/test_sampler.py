@@ -268,3 +268,27 @@ def test_bad_arguments_are_refused(sampler: CounterfactualSampler) -> None:
         sampler.generate(x0, _target(2), steps=1001)
     with pytest.raises(CfIapError):
         sampler.generate(x0, _target(2), steps=2, seeds=[1])
+
+
+# ---------------------------------------------------------------------- twin edit
+def test_twin_edit_with_own_iaps_as_target_returns_the_input(sampler) -> None:
+    """Target == reference: both renderings are identical, so nothing changes (DDPM noise
+    included, because the twin draws the same noise)."""
+    x, c = _images(), _target()
+    out = sampler.generate(x, c, steps=12, guidance=3.0, seeds=[5, 6, 7], reference_vec=c)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_twin_edit_is_input_plus_the_difference_of_two_renderings(sampler) -> None:
+    x, c, ref = _images(), _target(), _target(seed=9)
+    kw = dict(steps=10, guidance=2.0, seeds=[1, 2, 3], sampler="ddpm")
+    towards_target = sampler.generate(x, c, **kw)
+    towards_reference = sampler.generate(x, ref, **kw)
+    twin = sampler.generate(x, c, reference_vec=ref, batch_size=2, **kw)
+    torch.testing.assert_close(twin, x + towards_target - towards_reference, atol=1e-5, rtol=0)
+    assert not torch.allclose(twin, x, atol=1e-4)
+
+
+def test_twin_reference_vector_is_checked(sampler) -> None:
+    with pytest.raises(IAPValueError, match="IAP vector"):
+        sampler.generate(_images(), _target(), steps=3, reference_vec=torch.ones(D + 1))

@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="noise level t0 of 1000 (default: bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale w (default: bundle's)")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    p.add_argument(
+        "--edit-mode",
+        choices=["sdedit", "twin"],
+        help="sdedit (the paper) or twin (apply only the change the IAPs cause; default: bundle's)",
+    )
     p.add_argument("--ddim-steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slices", help="N, START:STOP or N,M,... (default: all)")
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.guidance,
         sampler=args.sampler,
+        edit_mode=args.edit_mode,
         ddim_steps=args.ddim_steps,
         seed=args.seed,
         slices=parse_slices(args.slices),

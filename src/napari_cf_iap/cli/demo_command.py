@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="noise level t0 (default: the bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the bundle's)")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    p.add_argument(
+        "--edit-mode", choices=["sdedit", "twin"], help="edit mode (default: the bundle's)"
+    )
     p.add_argument("--cddgm", help="cDDGM bundle (default: the shipped one)")
     p.add_argument("--iap-bundle", help="IAP-predictor bundle (default: the shipped one)")
     p.add_argument("--seg-bundle", help="segmenter bundle (default: the shipped one)")
@@ -96,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.guidance is not None:
         overrides["guidance"] = args.guidance
+    if args.edit_mode is not None:
+        overrides["edit_mode"] = args.edit_mode
     start = time.perf_counter()
     with progress_bar("demo") as progress:
         result = run_demo(

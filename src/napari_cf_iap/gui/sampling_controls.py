@@ -1,4 +1,4 @@
-"""Guidance, noise steps, sampler (DDPM/DDIM), DDIM steps, seed and extrapolation controls."""
+"""Guidance, noise steps, edit mode, sampler, DDIM steps, seed and extrapolation controls."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class SamplingControls(QWidget):
         self.steps.setSpecialValueText(BUNDLE_DEFAULT)
         self.steps.setToolTip("SDEdit noise level t0 (of 1000): higher edits more, keeps less")
         form.addRow("Noise steps", self.steps)
+        self.edit_mode = QComboBox()
+        self.edit_mode.addItems([BUNDLE_DEFAULT, "twin", "sdedit"])
+        self.edit_mode.setToolTip(
+            "sdedit: the paper's edit (re-renders noise and detail). twin: the same noise is "
+            "also rendered with the source's own IAPs and only the difference is applied "
+            "(keeps anatomy and noise; twice the time; needs the source's IAPs)"
+        )
+        form.addRow("Edit mode", self.edit_mode)
         self.sampler = QComboBox()
         self.sampler.addItems(["DDIM", "DDPM"])
         self.sampler.setToolTip("DDIM: few deterministic steps (fast). DDPM: the paper's t0 steps")
@@ -47,6 +55,7 @@ class SamplingControls(QWidget):
         for signal in (
             self.guidance.valueChanged,
             self.steps.valueChanged,
+            self.edit_mode.currentTextChanged,
             self.sampler.currentTextChanged,
             self.ddim_steps.valueChanged,
             self.seed.valueChanged,
@@ -61,6 +70,8 @@ class SamplingControls(QWidget):
         self.steps.setSpecialValueText(f"{BUNDLE_DEFAULT} ({steps})" if steps else BUNDLE_DEFAULT)
         text = f"{BUNDLE_DEFAULT} ({guidance:g})" if guidance is not None else BUNDLE_DEFAULT
         self.guidance.setSpecialValueText(text)
+        mode = defaults.get("edit_mode", "sdedit")
+        self.edit_mode.setItemText(0, f"{BUNDLE_DEFAULT} ({mode})")
 
     def _emit(self, *_: Any) -> None:
         self.ddim_steps.setEnabled(self.sampler.currentText() == "DDIM")
@@ -71,6 +82,7 @@ class SamplingControls(QWidget):
         return {
             "guidance": None if guidance <= self.guidance.minimum() else float(guidance),
             "steps": self.steps.value() or None,
+            "edit_mode": self.edit_mode.currentText() if self.edit_mode.currentIndex() else None,
             "sampler": self.sampler.currentText().lower(),
             "ddim_steps": self.ddim_steps.value(),
             "seed": self.seed.value(),

@@ -14,6 +14,8 @@ from .slices import model_stacks, rows, select_slices
 
 FALLBACK_STEPS = 50
 FALLBACK_GUIDANCE = 3.0
+FALLBACK_EDIT_MODE = "sdedit"
+EDIT_MODES = ("sdedit", "twin")
 
 #: ``on_chunk(slice_indices, finished_slices)``; called from the worker thread.
 ChunkCallback = Callable[[list[int], np.ndarray], None]
@@ -26,6 +28,25 @@ def resolved_settings(request: CounterfactualRequest, defaults: dict) -> tuple[i
     if guidance is None:
         guidance = defaults.get("guidance", FALLBACK_GUIDANCE)
     return int(steps), float(guidance)
+
+
+def resolved_edit_mode(request: CounterfactualRequest, defaults: dict) -> str:
+    """The request's edit mode, else the bundle's recommended one (checked)."""
+    mode = request.edit_mode or defaults.get("edit_mode", FALLBACK_EDIT_MODE)
+    if mode not in EDIT_MODES:
+        raise IAPValueError(f"edit mode must be one of {EDIT_MODES}, got {mode!r}")
+    return mode
+
+
+def source_vector(volume: Volume, vocab) -> np.ndarray:
+    """The source's own IAPs encoded for a twin edit (clear error when they are unknown)."""
+    try:
+        return vocab.encode(volume.iap, allow_extrapolation=True)
+    except IAPValueError as exc:
+        raise IAPValueError(
+            f"the twin edit renders the slices under their own IAPs too, so it needs the "
+            f"source's IAPs: {exc}. Or choose edit mode 'sdedit', which needs only the target."
+        ) from None
 
 
 def generate_counterfactual(
@@ -41,8 +62,10 @@ def generate_counterfactual(
     """Re-render ``volume`` (or the requested slices) as if acquired with ``request.target``.
 
     The result has the source's shape and geometry; slices that were not edited are copies of
-    the source. With ``request.detail_transfer`` the model-resolution change is upsampled and
-    added to the full-resolution source, so anatomy finer than the model's grid is kept;
+    the source. ``request.edit_mode`` chooses the paper's SDEdit or the twin edit (see
+    :class:`CounterfactualRequest`). With ``request.detail_transfer`` the model-resolution
+    change is upsampled and added to the full-resolution source, so anatomy finer than the
+    model's grid is kept;
     otherwise the model output itself is upsampled. Slice ``i`` always uses seed
     ``request.seed + i``, so a slice renders the same whatever else is selected.
 
@@ -63,6 +86,8 @@ def generate_counterfactual(
     target = loaded.vocab.validate(request.target, allow_extrapolation=request.allow_extrapolation)
     vector = loaded.vocab.encode(target, allow_extrapolation=request.allow_extrapolation)
     steps, guidance = resolved_settings(request, loaded.inference_defaults)
+    mode = resolved_edit_mode(request, loaded.inference_defaults)
+    reference = source_vector(volume, loaded.vocab) if mode == "twin" else None
     indices = select_slices(volume, request.slices)
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
     per_slice = sampler.step_count(steps, request.sampler, request.ddim_steps)
@@ -85,6 +110,7 @@ def generate_counterfactual(
                 batch_size=batch,
                 progress=job.chunk(len(part) * per_slice),
                 should_stop=should_stop,
+                reference_vec=reference,
             )[:, 0].numpy()
             where = rows(part)
             if request.detail_transfer:
@@ -104,6 +130,7 @@ def generate_counterfactual(
         "target_iap": target.to_dict(),
         "steps": steps,
         "guidance": guidance,
+        "edit_mode": mode,
         "sampler": request.sampler,
         "ddim_steps": request.ddim_steps if request.sampler == "ddim" else None,
         "seed": request.seed,

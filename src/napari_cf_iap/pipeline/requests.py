@@ -20,7 +20,11 @@ class CounterfactualRequest:
     ``steps`` is the SDEdit noise level t0 (of the 1000-step schedule). ``sampler`` is
     ``"ddpm"`` (the paper: t0 ancestral steps) or ``"ddim"`` (``ddim_steps`` deterministic steps
     to the same noise level). ``slices`` selects slice indices (``None`` = whole volume).
-    ``None`` for steps/guidance means "the bundle's recommended default".
+    ``edit_mode`` is ``"sdedit"`` (the paper's Algorithm 1: the denoised target rendering is
+    the result) or ``"twin"`` (the same noise is also denoised towards the source's own IAPs
+    and only the difference is applied: anatomy and noise are kept, twice the compute; needs
+    the source IAPs). ``None`` for steps/guidance/edit_mode means "the bundle's recommended
+    default".
     """
 
     target: IAPRecord
@@ -33,4 +37,5 @@ class CounterfactualRequest:
     allow_extrapolation: bool = False
     batch_size: int = 8
     detail_transfer: bool = True
+    edit_mode: str | None = None
     extra: dict = field(default_factory=dict)

@@ -119,6 +119,7 @@ class CounterfactualSampler:
         should_stop: StopCheck | None = None,
         rescale_x0: bool = False,
         extra_input: torch.Tensor | np.ndarray | None = None,
+        reference_vec: torch.Tensor | np.ndarray | None = None,
     ) -> torch.Tensor:
         """Edit preprocessed slices ``x0`` (B, 1, H, W) towards ``target_vec`` ((B, D) or (D,)).
 
@@ -129,10 +130,17 @@ class CounterfactualSampler:
         :class:`CancelledError`. ``extra_input`` (B, C', H, W) is concatenated to the network
         input of both passes (models trained with a segmentation channel). Returns a float32
         CPU tensor shaped like ``x0``; inputs are not modified.
+
+        ``reference_vec`` (the source's own IAPs, (B, D) or (D,)) makes it a *twin* edit: each
+        slice is denoised twice from the same noised start with the same noise draws, towards
+        the target and towards the reference, and ``x0 + (target rendering - reference
+        rendering)`` is returned. Noise and anatomy the two renderings share cancel; only the
+        change the condition causes is applied (twice the compute).
         """
         x0_t = self._check_images(x0)
         b = x0_t.shape[0]
         cond = self._check_target(target_vec, b)
+        reference = None if reference_vec is None else self._check_target(reference_vec, b)
         extra = self._check_extra(extra_input, x0_t)
         seeds = self._check_seeds(seeds, b)
         pairs = self._pairs(steps, sampler, ddim_steps)
@@ -149,7 +157,8 @@ class CounterfactualSampler:
         with torch.inference_mode():
             for start in range(0, b, batch_size):
                 stop = min(b, start + batch_size)
-                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[start:stop]]
+                chunk_seeds = seeds[start:stop] * (1 if reference is None else 2)
+                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in chunk_seeds]
                 shape = tuple(x0_t.shape[1:])
 
                 def draw(gens: list[torch.Generator] = gens, shape: tuple = shape) -> torch.Tensor:
@@ -159,6 +168,10 @@ class CounterfactualSampler:
                 x0_c = x0_t[start:stop].to(self.device)
                 c = cond[start:stop].to(self.device)
                 e = None if extra is None else extra[start:stop].to(self.device)
+                if reference is not None:  # the twin: same start, same noise, own IAPs
+                    x0_c = torch.cat([x0_c, x0_c])
+                    c = torch.cat([c, reference[start:stop].to(self.device)])
+                    e = None if e is None else torch.cat([e, e])
                 x = self.schedule.add_noise(x0_c, pairs[0][0], draw())
                 for t, t_prev in pairs:
                     if should_stop is not None and should_stop():
@@ -175,6 +188,9 @@ class CounterfactualSampler:
                     done += 1
                     if progress is not None:
                         progress(done, total, f"{sampler} step {done}/{total}")
+                if reference is not None:
+                    n = stop - start
+                    x = x0_c[:n] + (x[:n] - x[n:])
                 out[start:stop] = x.float().cpu()
         return out
 

@@ -47,6 +47,7 @@ class AcceptanceConfig:
     edit_slices: int = 6
     steps: int | None = None
     guidance: float | None = None
+    edit_mode: str | None = None
     sampler: str = "ddpm"
     device: str = "auto"
 
@@ -141,6 +142,7 @@ def run_acceptance(
                 target=truth.volume.iap,
                 steps=config.steps,
                 guidance=config.guidance,
+                edit_mode=config.edit_mode,
                 sampler=config.sampler,
                 slices=edit_idx.tolist(),
                 seed=config.seed + i,
@@ -158,6 +160,7 @@ def run_acceptance(
             )
             report.settings["steps_used"] = cf.metadata["counterfactual"]["steps"]
             report.settings["guidance_used"] = cf.metadata["counterfactual"]["guidance"]
+            report.settings["edit_mode_used"] = cf.metadata["counterfactual"]["edit_mode"]
             if bundles.get("iap_predictor"):
                 preds = predict_iap_per_slice(
                     cf, bundles["iap_predictor"], slices=edit_idx, device=config.device

@@ -29,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="guidance (default: the bundle's; shipped as the new default)",
     )
+    p.add_argument(
+        "--edit-mode",
+        choices=["sdedit", "twin"],
+        help="edit mode (default: the bundle's; shipped as the new default)",
+    )
     p.add_argument("--check-only", action="store_true", help="report, do not copy")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=run)
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         edit_slices=args.edit_slices,
         steps=args.steps,
         guidance=args.guidance,
+        edit_mode=args.edit_mode,
         device=args.device,
     )
     with progress_bar("acceptance") as progress:
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check_only:
         return 0
     command = "cf-iap-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    checked = {"steps": args.steps, "guidance": args.guidance}
+    checked = {"steps": args.steps, "guidance": args.guidance, "edit_mode": args.edit_mode}
     checked = {k: v for k, v in checked.items() if v is not None}
     written = ship_bundles(bundles, report, args.dest or weights_root(), command, checked)
     for kind, path in written.items():
