@@ -70,3 +70,16 @@ def test_ship_makes_the_checked_settings_the_cddgm_defaults(report, tiny_bundles
         load_bundle(written["iap_predictor"]).inference_defaults
         == load_bundle(tiny_bundles["iap_predictor"]).inference_defaults
     )
+
+
+def test_acceptance_edits_towards_other_manufacturer_and_field_strength():
+    """Issue #5: the held-out edits go to another manufacturer *and* field strength."""
+    from cf_iap_training.shipping.acceptance import _subjects
+
+    config = AcceptanceConfig(subjects=6, shape=(6, 32, 32))
+    pairs = [(s.volume.iap, t.volume.iap) for s, t in _subjects(config)]
+    assert len(pairs) == 6
+    for source, target in pairs:
+        assert source.manufacturer != target.manufacturer
+        assert float(source.field_strength) != float(target.field_strength)
+    assert {p[0].manufacturer for p in pairs[::2]} != {p[0].manufacturer for p in pairs[1::2]}

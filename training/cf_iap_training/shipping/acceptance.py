@@ -101,16 +101,34 @@ class AcceptanceReport:
 
 
 def _subjects(config: AcceptanceConfig):
-    """Yield (source acquisition, truth acquisition) pairs, alternating GE->Siemens and back."""
+    """Yield (source acquisition, truth acquisition) pairs, alternating GE->Siemens and back.
+
+    The target protocol has the other manufacturer *and* the other field strength (issue #5:
+    "edit towards another manufacturer and field strength"); the truth is acquired with its
+    own seed, so its noise, coil fields and fat-saturation efficiency are fresh.
+    """
     from napari_cf_iap.simulator import acquire, make_phantom, sample_protocol
 
     rng = np.random.default_rng(config.seed)
     for i in range(config.subjects):
         source_maker, target_maker = ("GE", "SIEMENS") if i % 2 == 0 else ("SIEMENS", "GE")
         phantom = make_phantom(config.seed + i, config.shape)
-        source = acquire(phantom, sample_protocol(rng, source_maker), seed=config.seed + i)
-        truth = acquire(phantom, sample_protocol(rng, target_maker), seed=config.seed + 10_000 + i)
+        source_iap = sample_protocol(rng, source_maker)
+        target_iap = _other_field_protocol(rng, target_maker, source_iap.field_strength)
+        source = acquire(phantom, source_iap, seed=config.seed + i)
+        truth = acquire(phantom, target_iap, seed=config.seed + 10_000 + i)
         yield source, truth
+
+
+def _other_field_protocol(rng: np.random.Generator, maker: str, field_strength: float):
+    """A protocol of ``maker`` drawn from the mix, at a field strength other than the given."""
+    from napari_cf_iap.simulator import sample_protocol
+
+    for _ in range(1000):
+        iap = sample_protocol(rng, maker)
+        if float(iap.field_strength) != float(field_strength):
+            return iap
+    raise ValueError(f"the protocol mix has no {maker} protocol away from {field_strength} T")
 
 
 def run_acceptance(
