@@ -157,3 +157,18 @@ def test_twin_edit_without_source_iaps_says_what_to_do(volume, tiny_bundles):
         volume, CounterfactualRequest(target=TARGET, steps=3, slices=[0]), tiny_bundles["cddgm"]
     )
     assert sd.metadata["counterfactual"]["edit_mode"] == "sdedit"
+
+
+def test_bundle_default_twin_falls_back_to_sdedit_without_source_iaps(volume, tiny_bundles):
+    from napari_cf_iap.bundles import load_bundle
+
+    loaded = load_bundle(tiny_bundles["cddgm"])
+    loaded.inference_defaults = {**loaded.inference_defaults, "edit_mode": "twin"}
+    request = CounterfactualRequest(target=TARGET, steps=3, slices=[0])
+    out = generate_counterfactual(volume, request, loaded, device="cpu")  # no source IAPs
+    meta = out.metadata["counterfactual"]
+    assert meta["edit_mode"] == "sdedit" and "source's IAPs" in meta["edit_mode_note"]
+    own = volume.with_data(volume.data, iap=TARGET)
+    twin = generate_counterfactual(own, request, loaded, device="cpu")
+    assert twin.metadata["counterfactual"]["edit_mode"] == "twin"
+    assert twin.metadata["counterfactual"]["edit_mode_note"] is None

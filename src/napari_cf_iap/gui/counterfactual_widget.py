@@ -186,7 +186,9 @@ class CounterfactualWidget(QScrollArea):
             show_counterfactual(
                 self.viewer, layer, volume, result, request, preview=preview, pending=pending
             )
-            self.runner.status.setText(f"done: {request.target.summary()}")
+            note = (result.metadata.get("counterfactual") or {}).get("edit_mode_note")
+            text = f"done: {request.target.summary()}"
+            self.runner.status.setText(f"{text} (⚠ {note})" if note else text)
 
         job = Job(
             call, label="counterfactual preview" if preview else "counterfactual", on_result=done

@@ -9,13 +9,12 @@ import numpy as np
 from ..errors import CancelledError, IAPValueError
 from ..volume import Volume
 from .bundle_access import BundleLike, get_bundle, preprocessing_of
+from .edit_mode import choose_edit
 from .requests import CounterfactualRequest, ProgressCallback, StopCheck
 from .slices import model_stacks, rows, select_slices
 
 FALLBACK_STEPS = 50
 FALLBACK_GUIDANCE = 3.0
-FALLBACK_EDIT_MODE = "sdedit"
-EDIT_MODES = ("sdedit", "twin")
 
 #: ``on_chunk(slice_indices, finished_slices)``; called from the worker thread.
 ChunkCallback = Callable[[list[int], np.ndarray], None]
@@ -28,25 +27,6 @@ def resolved_settings(request: CounterfactualRequest, defaults: dict) -> tuple[i
     if guidance is None:
         guidance = defaults.get("guidance", FALLBACK_GUIDANCE)
     return int(steps), float(guidance)
-
-
-def resolved_edit_mode(request: CounterfactualRequest, defaults: dict) -> str:
-    """The request's edit mode, else the bundle's recommended one (checked)."""
-    mode = request.edit_mode or defaults.get("edit_mode", FALLBACK_EDIT_MODE)
-    if mode not in EDIT_MODES:
-        raise IAPValueError(f"edit mode must be one of {EDIT_MODES}, got {mode!r}")
-    return mode
-
-
-def source_vector(volume: Volume, vocab) -> np.ndarray:
-    """The source's own IAPs encoded for a twin edit (clear error when they are unknown)."""
-    try:
-        return vocab.encode(volume.iap, allow_extrapolation=True)
-    except IAPValueError as exc:
-        raise IAPValueError(
-            f"the twin edit renders the slices under their own IAPs too, so it needs the "
-            f"source's IAPs: {exc}. Or choose edit mode 'sdedit', which needs only the target."
-        ) from None
 
 
 def generate_counterfactual(
@@ -86,8 +66,7 @@ def generate_counterfactual(
     target = loaded.vocab.validate(request.target, allow_extrapolation=request.allow_extrapolation)
     vector = loaded.vocab.encode(target, allow_extrapolation=request.allow_extrapolation)
     steps, guidance = resolved_settings(request, loaded.inference_defaults)
-    mode = resolved_edit_mode(request, loaded.inference_defaults)
-    reference = source_vector(volume, loaded.vocab) if mode == "twin" else None
+    edit = choose_edit(request, loaded.inference_defaults, volume, loaded.vocab)
     indices = select_slices(volume, request.slices)
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
     per_slice = sampler.step_count(steps, request.sampler, request.ddim_steps)
@@ -110,7 +89,7 @@ def generate_counterfactual(
                 batch_size=batch,
                 progress=job.chunk(len(part) * per_slice),
                 should_stop=should_stop,
-                reference_vec=reference,
+                reference_vec=edit.reference,
             )[:, 0].numpy()
             where = rows(part)
             if request.detail_transfer:
@@ -130,7 +109,8 @@ def generate_counterfactual(
         "target_iap": target.to_dict(),
         "steps": steps,
         "guidance": guidance,
-        "edit_mode": mode,
+        "edit_mode": edit.mode,
+        "edit_mode_note": edit.note,
         "sampler": request.sampler,
         "ddim_steps": request.ddim_steps if request.sampler == "ddim" else None,
         "seed": request.seed,
