@@ -37,6 +37,12 @@ def _add_prepare(sub: Any) -> None:
     p.add_argument("--masks", type=Path, default=None, help="Segmentation_Masks_NRRD folder (auto)")
     p.add_argument("--limit", type=int, default=None, help="only the first N patients")
     p.add_argument("--resume", action="store_true", help="skip patients already in the store")
+    p.add_argument(
+        "--every-series",
+        action="store_true",
+        help="every readable series of a patient (simulated data with several protocols per "
+        "patient; not for Duke, whose other series are post-contrast)",
+    )
 
     def handler(args: argparse.Namespace) -> int:
         from .prepare import prepare
@@ -49,6 +55,7 @@ def _add_prepare(sub: Any) -> None:
             masks_dir=args.masks,
             resume=args.resume,
             limit=args.limit,
+            every_series=args.every_series,
             show_progress=True,
         )
         print(report.summary())

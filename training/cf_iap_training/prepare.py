@@ -13,6 +13,9 @@ Series choice (one per patient): the pre-contrast fat-saturated T1 series. With 
 series (the simulator) that one is used. Otherwise the series whose description mentions
 "pre" (and not "post"/"sub") are preferred, then any 3D/dyn/T1 series; among the candidates
 the lowest series number wins (in Duke the pre-contrast phase is acquired first).
+With ``every_series`` (``--every-series``) every readable series of a patient is taken instead:
+for simulated datasets written with several protocols per patient (never for Duke, whose
+other series are post-contrast phases).
 
 Each patient is read with the core DICOM reader, its masks with the core Duke mask reader
 (on the image grid), preprocessed with the core recipe (drop ``drop_slices`` at each end,
@@ -136,12 +139,31 @@ def choose_series(series: list[Any]) -> Any:
     )
 
 
-def read_patient(folder: Path, mask_dir: Path | None) -> tuple[Any, np.ndarray | None, str | None]:
-    """(Volume of the pre-contrast series, labels on its grid or None, mask problem or None)."""
-    from napari_cf_iap.io import list_series, read_dicom, read_duke_masks
+def read_patient(
+    folder: Path, mask_dir: Path | None, every_series: bool = False
+) -> list[tuple[Any, np.ndarray | None, str | None]]:
+    """(Volume, labels on its grid or None, mask problem or None) of the pre-contrast series,
+    or with ``every_series`` of each readable series (in series-number order)."""
+    from napari_cf_iap.io import list_series
 
     series = list_series(folder)
-    info = choose_series(series)
+    if not every_series:
+        return [read_series(folder, choose_series(series), mask_dir)]
+    usable = sorted(
+        (s for s in series if not s.problem),
+        key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid),
+    )
+    if not usable:
+        choose_series(series)  # raises with the reason
+    return [read_series(folder, info, mask_dir) for info in usable]
+
+
+def read_series(
+    folder: Path, info: Any, mask_dir: Path | None
+) -> tuple[Any, np.ndarray | None, str | None]:
+    """One series of a patient folder with its masks (see :func:`read_patient`)."""
+    from napari_cf_iap.io import read_dicom, read_duke_masks
+
     phase = 0 if len(getattr(info, "phases", []) or []) > 1 else None
     volume = read_dicom(
         info.paths[0].parent if len({p.parent for p in info.paths}) == 1 else folder,
@@ -191,6 +213,26 @@ def patient_chunk(
     return images, out_labels, rows
 
 
+def series_chunk(
+    series: list[tuple[Any, np.ndarray | None, str | None]],
+    patient: str,
+    size: int,
+    drop_slices: int,
+) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, Any]], str | None]:
+    """Every series of one patient as one store chunk (so a patient is added atomically):
+    images, labels (None unless every series has them), rows and the first mask problem."""
+    parts = [patient_chunk(v, lab, patient, size, drop_slices) for v, lab, _ in series]
+    images = np.concatenate([p[0] for p in parts])
+    labelled = all(p[1] is not None for p in parts)
+    labels = np.concatenate([p[1] for p in parts]) if labelled else None
+    rows = [row for p in parts for row in p[2]]
+    if not labelled:
+        for row in rows:
+            row["has_mask"] = False
+    problem = next((m for _, _, m in series if m), None)
+    return images, labels, rows, problem
+
+
 def prepare(
     duke_dir: str | Path,
     out: str | Path,
@@ -200,6 +242,7 @@ def prepare(
     masks_dir: str | Path | None = None,
     resume: bool = False,
     limit: int | None = None,
+    every_series: bool = False,
     show_progress: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> PrepareReport:
@@ -241,8 +284,9 @@ def prepare(
             report.already.append(patient)
         else:
             try:
-                volume, labels, mask_problem = read_patient(folder, mask_dir)
-                images, out_labels, rows = patient_chunk(volume, labels, patient, size, drop_slices)
+                images, out_labels, rows, mask_problem = series_chunk(
+                    read_patient(folder, mask_dir, every_series), patient, size, drop_slices
+                )
                 store.append_chunk(store.next_chunk_id("o", patient), images, out_labels, rows)
                 report.added.append(patient)
                 report.slices_added += len(rows)

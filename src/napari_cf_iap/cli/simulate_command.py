@@ -13,6 +13,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", default="64,256,256", help="slices,rows,columns")
     p.add_argument("--mask-fraction", type=float, default=0.25, help="patients with NRRD masks")
     p.add_argument("--manufacturers", help="comma-separated subset, e.g. GE or SIEMENS")
+    p.add_argument(
+        "--protocols-per-patient",
+        type=int,
+        default=1,
+        help="series per patient, each under its own protocol (training data; Duke has 1)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run)
 
@@ -37,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             shape=shape,
             mask_fraction=args.mask_fraction,
             manufacturers=manufacturers,
+            protocols_per_patient=args.protocols_per_patient,
             overwrite=args.overwrite,
             progress=progress,
         )

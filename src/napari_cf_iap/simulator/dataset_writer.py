@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom.uid import generate_uid
 
 from ..errors import InputError, OutputExistsError
 from ..iap.record import IAPRecord
@@ -84,6 +85,7 @@ def write_duke_dataset(
     mask_fraction: float = 0.25,
     manufacturers: Sequence[str] | None = None,
     protocols: Sequence[Protocol] = DUKE_LIKE_PROTOCOLS,
+    protocols_per_patient: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int, str], Any] | None = None,
 ) -> Path:
@@ -91,18 +93,23 @@ def write_duke_dataset(
 
     ``mask_fraction`` of the patients (at least one when > 0) get NRRD masks; the choice is
     seeded. ``manufacturers`` restricts the protocol mix (e.g. ``["GE"]``); ``protocols``
-    replaces it. ``progress(done, total, message)`` is called after each patient; an exception
+    replaces it. ``protocols_per_patient`` > 1 adds further series of the same anatomy, each
+    under its own protocol drawn from the mix and with its own acquisition seed (series numbers
+    4, 5, ...; listed under ``extra_series`` in ``simulation.json``): training data in which
+    only the IAPs explain a contrast change (the real Duke data has one such series per
+    patient). ``progress(done, total, message)`` is called after each patient; an exception
     it raises stops the run, leaving the finished patients and a manifest listing them.
     Refuses to write into a folder holding a previous dataset unless ``overwrite``, which
     replaces the dataset folders and files (nothing else in ``out_dir`` is touched).
     """
-    from ..io.dicom_write import write_dicom_series
     from ..io.nrrd_masks import write_duke_mask_nrrd
 
     out = Path(out_dir)
     n_patients = int(n_patients)
     if n_patients < 1:
         raise InputError(f"--patients must be at least 1, got {n_patients}")
+    if int(protocols_per_patient) < 1:
+        raise InputError(f"protocols per patient must be at least 1, got {protocols_per_patient}")
     if not 0.0 <= mask_fraction <= 1.0:
         raise InputError(f"mask fraction must be between 0 and 1, got {mask_fraction}")
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
@@ -125,24 +132,26 @@ def write_duke_dataset(
         iap = sample_protocol(substream(phantom_seed, "protocol"), manufacturers, protocols)
         acq = acquire(phantom, iap, seed=acq_seed)
         volume = acq.volume
-        reported = float(volume.iap.extras["reported_field_strength"])
-        # The header record holds the IAPs as the scanner writes them (not normalised).
-        header = volume.with_data(volume.data, iap=replace(volume.iap, field_strength=reported))
-        series_dir = (
-            out
-            / DUKE_SUBDIR
-            / pid
-            / f"01-01-1990-NA-MRI BREAST BILATERAL W WO-{acq_seed % 100000:05d}"
-        ) / f"{SERIES_NUMBER}.000000-{SERIES_DESCRIPTION}-{phantom_seed % 100000:05d}"
-        write_dicom_series(
-            header,
-            series_dir,
-            series_description=SERIES_DESCRIPTION,
-            patient_id=pid,
-            patient_name=pid,
-            series_number=SERIES_NUMBER,
-            overwrite=overwrite,
-        )
+        study_uid = str(generate_uid())  # every series of the patient is in one study
+        series_dir = _write_series(out, pid, volume, (acq_seed, phantom_seed, 0), study_uid)
+        extra = []
+        for k in range(1, int(protocols_per_patient)):
+            extra_iap = sample_protocol(
+                substream(phantom_seed, f"protocol-{k}"), manufacturers, protocols
+            )
+            extra_seed = extra_acquisition_seed(acq_seed, k)
+            extra_volume = acquire(phantom, extra_iap, seed=extra_seed).volume
+            extra_dir = _write_series(
+                out, pid, extra_volume, (acq_seed, phantom_seed, k), study_uid
+            )
+            extra.append(
+                {
+                    "series": str(extra_dir.relative_to(out)),
+                    "acquisition_seed": extra_seed,
+                    "iap": extra_volume.iap.to_dict(),
+                }
+            )
+            del extra_volume
         mask_files = []
         if index in with_masks:
             mask_dir = out / MASK_SUBDIR / pid
@@ -161,14 +170,48 @@ def write_duke_dataset(
                 "series": str(series_dir.relative_to(out)),
                 "masks": mask_files,
                 "iap": iap_dict,
+                **({"extra_series": extra} if extra else {}),
             }
         )
         rows.append(_clinical_row(pid, volume, phantom, bool(mask_files), phantom_seed, acq_seed))
         _write_tables(out, manifest, rows)
-        del phantom, acq, volume, header
+        del phantom, acq, volume
         if progress is not None:
             progress(index, n_patients, pid)
     return out
+
+
+def extra_acquisition_seed(acquisition_seed: int, k: int) -> int:
+    """Acquisition seed of a patient's ``k``-th extra series (k >= 1)."""
+    return int(np.random.SeedSequence([int(acquisition_seed), int(k)]).generate_state(1)[0] >> 1)
+
+
+def _write_series(
+    out: Path, pid: str, volume: Any, seeds: tuple[int, int, int], study_uid: str
+) -> Path:
+    """Write the ``k``-th DICOM series of a patient (``seeds`` = acquisition seed, phantom
+    seed, k) with the header IAPs as the scanner writes them; returns its folder."""
+    from ..io.dicom_write import write_dicom_series
+
+    acq_seed, phantom_seed, k = seeds
+    reported = float(volume.iap.extras["reported_field_strength"])
+    # The header record holds the IAPs as the scanner writes them (not normalised).
+    header = volume.with_data(volume.data, iap=replace(volume.iap, field_strength=reported))
+    number = SERIES_NUMBER + k
+    series_dir = (
+        out / DUKE_SUBDIR / pid / f"01-01-1990-NA-MRI BREAST BILATERAL W WO-{acq_seed % 100000:05d}"
+    ) / f"{number}.000000-{SERIES_DESCRIPTION}-{(phantom_seed + k) % 100000:05d}"
+    write_dicom_series(
+        header,
+        series_dir,
+        series_description=SERIES_DESCRIPTION,
+        patient_id=pid,
+        patient_name=pid,
+        study_uid=study_uid,
+        series_number=number,
+        overwrite=True,  # _prepare_output has refused or cleared an existing dataset
+    )
+    return series_dir
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
