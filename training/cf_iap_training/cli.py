@@ -101,6 +101,12 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--val-every", type=int, default=None, help="validate every N steps")
     p.add_argument("--bundle-every", type=int, default=None, help="export a bundle every N steps")
     p.add_argument("--vocabulary", default="auto", help="auto | duke | data | PATH.json")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this bundle's weights (fine-tune; its vocabulary and architecture)",
+    )
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
     p.add_argument("--strategy", default="auto")
@@ -142,6 +148,7 @@ def _add_train(sub: Any) -> None:
             resume=args.resume,
             with_augmentations=args.augment,
             vocabulary=args.vocabulary,
+            init_from=args.init_from,
             log=args.log,
             seed=args.seed,
             command=command_line(args.argv),

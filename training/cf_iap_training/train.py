@@ -38,6 +38,7 @@ from napari_cf_iap.iap import IAPVocabulary
 from napari_cf_iap.io.atomic import atomic_write_text
 
 from .dataset import store_vocabulary
+from .init_from import check_same_architecture, init_record, load_start_bundle
 from .presets import MODELS, TrainPreset, get_preset
 from .slice_store import SliceStore
 
@@ -70,6 +71,7 @@ class RunOptions:
     resume: bool = False
     with_augmentations: bool = False
     vocabulary: str = "auto"
+    init_from: Path | None = None
     log: str = "csv"
     seed: int = 0
     command: str = ""
@@ -182,8 +184,15 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
             f"{opts.out} already holds a run; pass --resume or choose another --out"
         )
     preset = get_preset(opts.model, opts.preset).replace(**opts.overrides)
-    vocabulary = store_vocabulary(store, opts.vocabulary)
+    start = None
+    if opts.init_from:  # fine-tuning: the bundle's vocabulary and architecture
+        start = load_start_bundle(opts.init_from, opts.model)
+        vocabulary = start.vocab
+    else:
+        vocabulary = store_vocabulary(store, opts.vocabulary)
     config = build_config(opts.model, preset, vocabulary)
+    if start is not None:
+        check_same_architecture(start, config)
     saved = {
         "model": opts.model,
         "preset": preset.to_dict(),
@@ -192,6 +201,7 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         "store": str(Path(opts.store).resolve()),
         "with_augmentations": opts.with_augmentations,
         "seed": opts.seed,
+        "init_from": init_record(start) if start is not None else None,
         "command": opts.command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -281,6 +291,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
             "model": opts.model,
             "preset": preset.to_dict(),
             "steps": step,
+            "init_from": saved.get("init_from"),
             "weights": weights,
             "train_seconds": round(earlier_seconds + time.time() - started, 1),
             "data": {
@@ -350,6 +361,11 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     ckpt_path = last if opts.resume and last.is_file() else None
     step_before = 0
     from .export import CHECKPOINT_SAFE_GLOBALS, load_checkpoint
+
+    if ckpt_path is None and saved.get("init_from"):  # a resume takes the checkpoint's weights
+        start = load_start_bundle(saved["init_from"]["bundle"], opts.model)
+        module.model.load_state_dict(start.model.state_dict())
+        del start
 
     if ckpt_path is not None:  # mmap: the step without reading every tensor
         step_before = int(load_checkpoint(ckpt_path, mmap=True).get("global_step", 0))
