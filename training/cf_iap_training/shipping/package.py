@@ -85,7 +85,8 @@ def _card(
         f"`{data.get('store_meta', {}).get('source', '?')}`)",
         f"- training command: `{prov.get('command', 'see training/README.md')}`",
         f"- preset: {prov.get('preset', {}).get('name', '?')}",
-        f"- optimiser steps: {prov.get('steps', '?')} ({prov.get('weights', '?')} weights)",
+        f"- optimiser steps: {prov.get('steps', '?')} ({prov.get('weights', '?')} weights)"
+        + _start(prov.get("init_from")),
         "- training time / hardware: "
         f"{_seconds(prov.get('train_seconds'), prov.get('train_seconds_source'))} on "
         f"{hardware.get('platform', '?')}, {hardware.get('cpu_count', hardware.get('cpus', '?'))} "
@@ -105,6 +106,16 @@ def _card(
     if bundle.metrics:
         lines += ["Validation metrics from training:", "", "```", str(bundle.metrics), "```", ""]
     return "\n".join(lines)
+
+
+def _start(init_from: Any) -> str:
+    """The card's note on fine-tuning (``train --init-from``), else nothing."""
+    if not isinstance(init_from, dict):
+        return ""
+    return (
+        f", fine-tuned from `{init_from.get('bundle', '?')}` ({init_from.get('steps', '?')} "
+        f"steps, sha256 {str(init_from.get('sha256', '?'))[:12]})"
+    )
 
 
 def _prefix(kind: str) -> str:
