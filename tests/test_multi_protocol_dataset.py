@@ -56,6 +56,12 @@ def test_prepare_takes_the_first_series_unless_every_series(dataset, tmp_path):
         firsts = [r for r in one.rows if r["patient"] == entry["patient_id"]]
         assert {r["model_name"] for r in firsts} == {entry["iap"]["model_name"]}
     assert set(every.patients()) == set(one.patients())  # still one patient per anatomy
+    from cf_iap_training.split import patient_categories
+
+    categories, masked = patient_categories(every)  # stratified by the first series
+    for entry in manifest["patients"]:
+        assert categories[entry["patient_id"]]["model_name"] == entry["iap"]["model_name"]
+        assert masked[entry["patient_id"]]
 
 
 def test_protocols_per_patient_must_be_positive(tmp_path):

@@ -89,19 +89,22 @@ def stratified_split(
 
 
 def patient_categories(store: SliceStore) -> tuple[dict[str, dict[str, str]], dict[str, bool]]:
-    """Per original patient: its categorical IAPs (as strings) and whether it has a mask."""
+    """Per original patient: its categorical IAPs (as strings) and whether it has a mask.
+
+    A patient prepared with several series (``prepare --every-series``) is stratified by its
+    first series (the store keeps a patient's series in series-number order).
+    """
     categories: dict[str, dict[str, str]] = {}
     masked: dict[str, bool] = {}
     for row in store.rows:
         if row["source"] != ORIGINAL:
             continue
         patient = row["patient"]
-        cats = {k: f"{row[k]:g}" if isinstance(row[k], float) else str(row[k]) for k in STRATIFY_ON}
-        if patient in categories and categories[patient] != cats:
-            raise InputError(
-                f"patient {patient} has slices with different IAPs; one series per patient"
-            )
-        categories[patient] = cats
+        if patient not in categories:
+            categories[patient] = {
+                k: f"{row[k]:g}" if isinstance(row[k], float) else str(row[k])
+                for k in STRATIFY_ON
+            }
         masked[patient] = masked.get(patient, False) or bool(row["has_mask"])
     return categories, masked
 
