@@ -24,6 +24,9 @@ def test_acceptance_measures_every_criterion(report):
     assert report.mean_dice == pytest.approx((report.dice_fat + report.dice_fgt) / 2)
     assert report.mae_edit > 0 and report.mae_nothing > 0
     assert report.settings["steps_used"] == 2
+    assert report.ratio_gap_edit_same_acquisition >= 0
+    assert report.ratio_gap_nothing_same_acquisition >= 0
+    assert report.ratio_gap_nothing_same_acquisition != report.ratio_gap_nothing
     verdicts = report.verdicts()
     assert len(verdicts) == 5 and all(v in (True, False) for v in verdicts.values())
 
@@ -83,3 +86,15 @@ def test_acceptance_edits_towards_other_manufacturer_and_field_strength():
         assert source.manufacturer != target.manufacturer
         assert float(source.field_strength) != float(target.field_strength)
     assert {p[0].manufacturer for p in pairs[::2]} != {p[0].manufacturer for p in pairs[1::2]}
+
+
+def test_same_acquisition_under_the_source_iaps_is_the_source():
+    """The informational truth keeps everything of the source acquisition but the IAPs."""
+    from cf_iap_training.shipping.acceptance import _same_acquisition, _subjects
+
+    config = AcceptanceConfig(subjects=2, shape=(6, 32, 32))
+    for i, (source, truth) in enumerate(_subjects(config)):
+        again = _same_acquisition(config, i, source.volume.iap)
+        np.testing.assert_array_equal(again.data, source.volume.data)
+        other = _same_acquisition(config, i, truth.volume.iap)
+        assert not np.allclose(other.data, truth.volume.data)  # no fresh randomness
