@@ -114,6 +114,12 @@ _NOT_PRE = re.compile(r"post|sub|\bph[2-9]|\b[2-9](st|nd|rd|th)\b", re.IGNORECAS
 _T1 = re.compile(r"3d|dyn|t1|vibrant|fl3d|fsp?gr", re.IGNORECASE)
 
 
+def series_order(info: Any) -> tuple[int, str]:
+    """Sort key of a patient's series: series number (missing ones last), then UID."""
+    number = info.series_number if info.series_number is not None else 1 << 30
+    return number, info.series_uid
+
+
 def choose_series(series: list[Any]) -> Any:
     """The pre-contrast series of one patient (see the module docstring)."""
     usable = [s for s in series if not s.problem]
@@ -135,7 +141,7 @@ def choose_series(series: list[Any]) -> Any:
     candidates = pre or t1 or usable
     return min(
         candidates,
-        key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid),
+        key=series_order,
     )
 
 
@@ -151,7 +157,7 @@ def read_patient(
         return [read_series(folder, choose_series(series), mask_dir)]
     usable = sorted(
         (s for s in series if not s.problem),
-        key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid),
+        key=series_order,
     )
     if not usable:
         choose_series(series)  # raises with the reason

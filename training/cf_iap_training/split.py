@@ -102,8 +102,7 @@ def patient_categories(store: SliceStore) -> tuple[dict[str, dict[str, str]], di
         patient = row["patient"]
         if patient not in categories:
             categories[patient] = {
-                k: f"{row[k]:g}" if isinstance(row[k], float) else str(row[k])
-                for k in STRATIFY_ON
+                k: f"{row[k]:g}" if isinstance(row[k], float) else str(row[k]) for k in STRATIFY_ON
             }
         masked[patient] = masked.get(patient, False) or bool(row["has_mask"])
     return categories, masked
