@@ -7,6 +7,8 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
+from ..pipeline.edit_mode import FALLBACK_EDIT_MODE
+
 BUNDLE_DEFAULT = "bundle default"
 
 
@@ -70,7 +72,7 @@ class SamplingControls(QWidget):
         self.steps.setSpecialValueText(f"{BUNDLE_DEFAULT} ({steps})" if steps else BUNDLE_DEFAULT)
         text = f"{BUNDLE_DEFAULT} ({guidance:g})" if guidance is not None else BUNDLE_DEFAULT
         self.guidance.setSpecialValueText(text)
-        mode = defaults.get("edit_mode", "sdedit")
+        mode = defaults.get("edit_mode", FALLBACK_EDIT_MODE)
         self.edit_mode.setItemText(0, f"{BUNDLE_DEFAULT} ({mode})")
 
     def _emit(self, *_: Any) -> None:

@@ -154,21 +154,23 @@ class CounterfactualSampler:
         transform = percentile_rescale if rescale_x0 else None
         done = 0
         out = torch.empty_like(x0_t)
+        twin = reference is not None
         with torch.inference_mode():
             for start in range(0, b, batch_size):
                 stop = min(b, start + batch_size)
-                chunk_seeds = seeds[start:stop] * (1 if reference is None else 2)
-                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in chunk_seeds]
+                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[start:stop]]
                 shape = tuple(x0_t.shape[1:])
 
                 def draw(gens: list[torch.Generator] = gens, shape: tuple = shape) -> torch.Tensor:
                     noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
+                    if twin:  # both renderings of a slice get the same draw
+                        noise = torch.cat([noise, noise])
                     return noise.to(self.device)
 
                 x0_c = x0_t[start:stop].to(self.device)
                 c = cond[start:stop].to(self.device)
                 e = None if extra is None else extra[start:stop].to(self.device)
-                if reference is not None:  # the twin: same start, same noise, own IAPs
+                if twin:  # the twin: same start, same noise, own IAPs
                     x0_c = torch.cat([x0_c, x0_c])
                     c = torch.cat([c, reference[start:stop].to(self.device)])
                     e = None if e is None else torch.cat([e, e])
@@ -188,7 +190,7 @@ class CounterfactualSampler:
                     done += 1
                     if progress is not None:
                         progress(done, total, f"{sampler} step {done}/{total}")
-                if reference is not None:
+                if twin:
                     n = stop - start
                     x = x0_c[:n] + (x[:n] - x[n:])
                 out[start:stop] = x.float().cpu()
