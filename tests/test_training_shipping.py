@@ -80,7 +80,7 @@ def test_acceptance_edits_towards_other_manufacturer_and_field_strength():
     from cf_iap_training.shipping.acceptance import _subjects
 
     config = AcceptanceConfig(subjects=6, shape=(6, 32, 32))
-    pairs = [(s.volume.iap, t.volume.iap) for s, t in _subjects(config)]
+    pairs = [(s.volume.iap, t.volume.iap) for s, t, _ in _subjects(config)]
     assert len(pairs) == 6
     for source, target in pairs:
         assert source.manufacturer != target.manufacturer
@@ -93,8 +93,8 @@ def test_same_acquisition_under_the_source_iaps_is_the_source():
     from cf_iap_training.shipping.acceptance import _same_acquisition, _subjects
 
     config = AcceptanceConfig(subjects=2, shape=(6, 32, 32))
-    for i, (source, truth) in enumerate(_subjects(config)):
-        again = _same_acquisition(config, i, source.volume.iap)
+    for i, (source, truth, phantom) in enumerate(_subjects(config)):
+        again = _same_acquisition(config, i, phantom, source.volume.iap)
         np.testing.assert_array_equal(again.data, source.volume.data)
-        other = _same_acquisition(config, i, truth.volume.iap)
+        other = _same_acquisition(config, i, phantom, truth.volume.iap)
         assert not np.allclose(other.data, truth.volume.data)  # no fresh randomness

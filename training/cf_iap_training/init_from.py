@@ -11,19 +11,14 @@ from typing import Any
 
 from napari_cf_iap.errors import InputError
 
-KIND_OF_MODEL = {"cddgm": "cddgm", "iap": "iap_predictor", "seg": "segmenter"}
+from .export import BUNDLE_KIND
 
 
 def load_start_bundle(path: str | Path, model: str) -> Any:
     """The bundle at ``path``, checked to be of the kind ``model`` trains."""
     from napari_cf_iap.bundles import load_bundle
 
-    bundle = load_bundle(path)
-    if bundle.kind != KIND_OF_MODEL[model]:
-        raise InputError(
-            f"--init-from {path} is a {bundle.kind} bundle; {model} needs a "
-            f"{KIND_OF_MODEL[model]} bundle"
-        )
+    bundle = load_bundle(path, kind=BUNDLE_KIND[model])
     if bundle.vocab is None:
         raise InputError(f"--init-from {path} carries no IAP vocabulary")
     return bundle

@@ -159,8 +159,12 @@ def _logger(kind: str, out: Path) -> Any:
     raise InputError(f"--log must be csv or tensorboard, got {kind!r}")
 
 
-def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, SliceStore, dict]:
-    """Create or reopen the run directory; on resume the saved preset and vocabulary win."""
+def _prepare_run_dir(
+    opts: RunOptions,
+) -> tuple[TrainPreset, IAPVocabulary, SliceStore, dict, Any]:
+    """Create or reopen the run directory; on resume the saved preset and vocabulary win.
+
+    The last item is the ``--init-from`` bundle when a new run loaded it (else ``None``)."""
     if opts.model not in MODELS:
         raise InputError(f"model must be one of {MODELS}, got {opts.model!r}")
     store = SliceStore.open(opts.store)
@@ -177,7 +181,7 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
             **{k: v for k, v in opts.overrides.items() if k in ("max_steps", "max_epochs")}
         )
         vocabulary = IAPVocabulary.from_dict(saved["vocabulary"])
-        return preset, vocabulary, store, saved
+        return preset, vocabulary, store, saved, None
     started = any((opts.out / name).exists() for name in ("checkpoints", "summary.json", "bundle"))
     if not follower and started:
         raise OutputExistsError(
@@ -209,7 +213,7 @@ def _prepare_run_dir(opts: RunOptions) -> tuple[TrainPreset, IAPVocabulary, Slic
         opts.out.mkdir(parents=True, exist_ok=True)
         # a run.json without checkpoints is from a run that failed before training: replace it
         atomic_write_text(run_file, json.dumps(saved, indent=2), overwrite=True)
-    return preset, vocabulary, store, saved
+    return preset, vocabulary, store, saved, start
 
 
 def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
@@ -232,7 +236,7 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     max_time = parse_duration(opts.max_time)  # bad flags fail before the run dir is made
     if opts.log not in ("csv", "tensorboard"):
         raise InputError(f"--log must be csv or tensorboard, got {opts.log!r}")
-    preset, vocabulary, store, saved = _prepare_run_dir(opts)
+    preset, vocabulary, store, saved, start = _prepare_run_dir(opts)
     config = build_config(opts.model, preset, vocabulary)
     seed = int(saved.get("seed", opts.seed))  # on resume the run's own seed
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -363,9 +367,9 @@ def run(opts: RunOptions, hw: HardwareOptions | None = None) -> dict[str, Any]:
     from .export import CHECKPOINT_SAFE_GLOBALS, load_checkpoint
 
     if ckpt_path is None and saved.get("init_from"):  # a resume takes the checkpoint's weights
-        start = load_start_bundle(saved["init_from"]["bundle"], opts.model)
+        start = start or load_start_bundle(saved["init_from"]["bundle"], opts.model)
         module.model.load_state_dict(start.model.state_dict())
-        del start
+    del start
 
     if ckpt_path is not None:  # mmap: the step without reading every tensor
         step_before = int(load_checkpoint(ckpt_path, mmap=True).get("global_step", 0))

@@ -108,7 +108,7 @@ class AcceptanceReport:
 
 
 def _subjects(config: AcceptanceConfig):
-    """Yield (source acquisition, truth acquisition) pairs, alternating GE->Siemens and back.
+    """Yield (source acquisition, truth acquisition, phantom), alternating GE->Siemens and back.
 
     The target protocol has the other manufacturer *and* the other field strength (issue #5:
     "edit towards another manufacturer and field strength"); the truth is acquired with its
@@ -124,15 +124,14 @@ def _subjects(config: AcceptanceConfig):
         target_iap = _other_field_protocol(rng, target_maker, source_iap.field_strength)
         source = acquire(phantom, source_iap, seed=config.seed + i)
         truth = acquire(phantom, target_iap, seed=config.seed + 10_000 + i)
-        yield source, truth
+        yield source, truth, phantom
 
 
-def _same_acquisition(config: AcceptanceConfig, i: int, iap: Any) -> Any:
+def _same_acquisition(config: AcceptanceConfig, i: int, phantom: Any, iap: Any) -> Any:
     """Subject ``i``'s source acquisition (same seed: noise, coil fields, fat-sat efficiency)
     under ``iap`` instead: the truth without re-acquisition randomness."""
-    from napari_cf_iap.simulator import acquire, make_phantom
+    from napari_cf_iap.simulator import acquire
 
-    phantom = make_phantom(config.seed + i, config.shape)
     return acquire(phantom, iap, seed=config.seed + i).volume
 
 
@@ -158,7 +157,7 @@ def run_acceptance(
     middle = np.arange(config.shape[0])[kept]
     edit_idx = middle[np.linspace(0, len(middle) - 1, config.edit_slices).round().astype(int)]
     correct, seen, flipped, edited, dice, fid, same = 0, 0, 0, 0, [], [], []
-    for i, (source, truth) in enumerate(_subjects(config)):
+    for i, (source, truth, phantom) in enumerate(_subjects(config)):
         if progress:
             progress(i, config.subjects, "acceptance subject")
         if bundles.get("iap_predictor"):
@@ -196,7 +195,7 @@ def run_acceptance(
                 fidelity(
                     source.volume.data[edit_idx],
                     cf.data[edit_idx],
-                    _same_acquisition(config, i, truth.volume.iap).data[edit_idx],
+                    _same_acquisition(config, i, phantom, truth.volume.iap).data[edit_idx],
                     source.labels[edit_idx],
                 )
             )
