@@ -96,8 +96,10 @@ class FakeCore:
                 progress(step + 1, self.steps, f"{label} step {step + 1}")
 
     def generate_counterfactual(self, volume, request, bundle=None, *, device="auto",
-                                progress=None, should_stop=None, on_chunk=None):  # fmt: skip
-        self.calls.append({"kind": "cf", "request": request, "bundle": bundle, "device": device})
+                                progress=None, should_stop=None, on_chunk=None,
+                                reference_cache=None):  # fmt: skip
+        self.calls.append({"kind": "cf", "request": request, "bundle": bundle, "device": device,
+                           "reference_cache": reference_cache})  # fmt: skip
         self._loop(progress, should_stop, "diffusion")
         data = np.array(volume.data, dtype=np.float32, copy=True)
         slices = list(range(data.shape[0]) if request.slices is None else request.slices)

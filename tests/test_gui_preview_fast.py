@@ -109,3 +109,22 @@ def test_job_finishes_in_a_later_event_loop_turn_than_its_result(qtbot):
     qtbot.waitUntil(lambda: job.finished, timeout=5000)
     assert order == [("result", 42), ("tick",), ("finished",)]
     assert not job.running
+
+
+def test_preview_and_run_share_one_reference_cache(cf, qtbot):
+    """Every core call of the widget gets the widget's own cache, so a slice's source
+    rendering computed for one target is reused for the next."""
+    from napari_cf_iap.sampling.reference_cache import ReferenceCache
+
+    widget = cf.widget
+    widget.preview.timer.setInterval(10)
+    widget.live.setChecked(True)
+    qtbot.waitUntil(lambda: "CF preview <- scan" in cf.viewer.layers, timeout=10000)
+    qtbot.waitUntil(lambda: not widget.preview.busy, timeout=10000)
+    widget.live.setChecked(False)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=10000)
+    caches = [c["reference_cache"] for c in cf.fake.calls if c["kind"] == "cf"]
+    assert len(caches) >= 2
+    assert all(c is widget.reference_cache for c in caches)
+    assert isinstance(widget.reference_cache, ReferenceCache)

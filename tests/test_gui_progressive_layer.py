@@ -34,7 +34,8 @@ class StreamingCore(FakeCore):
         self.results: list = []
 
     def generate_counterfactual(self, volume, request, bundle=None, *, device="auto",
-                                progress=None, should_stop=None, on_chunk=None):  # fmt: skip
+                                progress=None, should_stop=None, on_chunk=None,
+                                reference_cache=None):  # fmt: skip
         self.calls.append({"kind": "cf", "request": request, "volume": volume})
         data = np.array(volume.data, dtype=np.float32, copy=True)
         chosen = range(data.shape[0]) if request.slices is None else request.slices

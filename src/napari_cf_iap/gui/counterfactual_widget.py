@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 from ..errors import CfIapError
 from ..iap import IAPExtrapolationWarning, IAPVocabulary
 from ..pipeline.requests import CounterfactualRequest
+from ..sampling.reference_cache import ReferenceCache
 from . import core_api
 from .bundle_chooser import BundleChooser
 from .device_notice import DeviceChooser
@@ -51,6 +52,8 @@ class CounterfactualWidget(QScrollArea):
         self.viewer = napari_viewer
         self.vocabulary = IAPVocabulary.duke_default()
         self.job: Job | None = None
+        # twin edits: each slice's source rendering, reused when only the target changes
+        self.reference_cache = ReferenceCache()
         body = QWidget()
         self.setWidget(body)
         self.setWidgetResizable(True)
@@ -180,14 +183,18 @@ class CounterfactualWidget(QScrollArea):
                 progress=progress,
                 should_stop=should_stop,
                 on_chunk=on_chunk,
+                reference_cache=self.reference_cache,
             )
 
         def done(result: Any) -> None:
             show_counterfactual(
                 self.viewer, layer, volume, result, request, preview=preview, pending=pending
             )
-            note = (result.metadata.get("counterfactual") or {}).get("edit_mode_note")
+            meta = result.metadata.get("counterfactual") or {}
+            note = meta.get("edit_mode_note")
             text = f"done: {request.target.summary()}"
+            if meta.get("reference_reused"):
+                text += f" (source rendering reused for {meta['reference_reused']} slice(s))"
             self.runner.status.setText(f"{text} (⚠ {note})" if note else text)
 
         job = Job(

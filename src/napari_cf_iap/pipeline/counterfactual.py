@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import CancelledError, IAPValueError
+from ..sampling.reference_cache import ReferenceCache
 from ..volume import Volume
 from .bundle_access import BundleLike, get_bundle, preprocessing_of
 from .edit_mode import choose_edit
@@ -38,6 +39,7 @@ def generate_counterfactual(
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
     on_chunk: ChunkCallback | None = None,
+    reference_cache: ReferenceCache | None = None,
 ) -> Volume:
     """Re-render ``volume`` (or the requested slices) as if acquired with ``request.target``.
 
@@ -57,6 +59,11 @@ def generate_counterfactual(
     ``(len(indices), y, x)`` holding exactly the values the returned volume has there (each
     selected slice arrives once; a viewer can show the result while it grows).
     Raises :class:`~napari_cf_iap.errors.CancelledError` when ``should_stop()`` turns true.
+
+    ``reference_cache`` (a twin edit only) keeps each slice's reference rendering, which does
+    not depend on the target: editing the same slices again with the same noise level,
+    sampler, guidance and seed, to another target, denoises only towards the target (half the
+    work). The result's metadata counts the slices that reused one (``reference_reused``).
     """
     from ..sampling.counterfactual import CounterfactualSampler
 
@@ -69,6 +76,10 @@ def generate_counterfactual(
     edit = choose_edit(request, loaded.inference_defaults, volume, loaded.vocab)
     indices = select_slices(volume, request.slices)
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
+    cache = None
+    if reference_cache is not None and edit.reference is not None:
+        cache = reference_cache.for_model(loaded.sha256 or str(loaded.path))
+    hits_before = cache.hits if cache is not None else 0
     per_slice = sampler.step_count(steps, request.sampler, request.ddim_steps)
     total = len(indices) * per_slice
     batch = max(1, int(request.batch_size))
@@ -90,6 +101,7 @@ def generate_counterfactual(
                 progress=job.chunk(len(part) * per_slice),
                 should_stop=should_stop,
                 reference_vec=edit.reference,
+                reference_cache=cache,
             )[:, 0].numpy()
             where = rows(part)
             if request.detail_transfer:
@@ -111,6 +123,7 @@ def generate_counterfactual(
         "guidance": guidance,
         "edit_mode": edit.mode,
         "edit_mode_note": edit.note,
+        "reference_reused": (cache.hits - hits_before) if cache is not None else 0,
         "sampler": request.sampler,
         "ddim_steps": request.ddim_steps if request.sampler == "ddim" else None,
         "seed": request.seed,

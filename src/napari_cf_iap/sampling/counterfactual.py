@@ -28,6 +28,7 @@ import torch
 from ..device import autocast_for, resolve_device
 from ..errors import CancelledError, CfIapError, IAPValueError, InputError
 from ..models.cddgm import ConditionalDenoiser
+from .reference_cache import ReferenceCache, slice_key
 from .schedule import NoiseSchedule, ddim_pairs, ddpm_pairs
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -120,6 +121,7 @@ class CounterfactualSampler:
         rescale_x0: bool = False,
         extra_input: torch.Tensor | np.ndarray | None = None,
         reference_vec: torch.Tensor | np.ndarray | None = None,
+        reference_cache: ReferenceCache | None = None,
     ) -> torch.Tensor:
         """Edit preprocessed slices ``x0`` (B, 1, H, W) towards ``target_vec`` ((B, D) or (D,)).
 
@@ -135,7 +137,10 @@ class CounterfactualSampler:
         slice is denoised twice from the same noised start with the same noise draws, towards
         the target and towards the reference, and ``x0 + (target rendering - reference
         rendering)`` is returned. Noise and anatomy the two renderings share cancel; only the
-        change the condition causes is applied (twice the compute).
+        change the condition causes is applied (twice the compute). With ``reference_cache``
+        (see :mod:`.reference_cache`; it must hold this model's renderings) a chunk whose
+        reference renderings are all cached is denoised towards the target only, and the
+        renderings of the chunks that were not are kept for next time.
         """
         x0_t = self._check_images(x0)
         b = x0_t.shape[0]
@@ -149,51 +154,44 @@ class CounterfactualSampler:
         if not pairs:
             return x0_t.clone()
         batch_size = max(1, int(batch_size))
-        n_chunks = -(-b // batch_size)
-        total = n_chunks * len(pairs)
-        transform = percentile_rescale if rescale_x0 else None
-        done = 0
+        run = _Denoising(
+            self,
+            pairs,
+            guidance,
+            sampler,
+            eta,
+            percentile_rescale if rescale_x0 else None,
+            total=-(-b // batch_size) * len(pairs),
+            progress=progress,
+            should_stop=should_stop,
+        )
+        settings = (
+            tuple(pairs),
+            float(guidance),
+            sampler,
+            float(eta),
+            rescale_x0,
+            str(self.device),
+        )
         out = torch.empty_like(x0_t)
-        twin = reference is not None
         with torch.inference_mode():
             for start in range(0, b, batch_size):
-                stop = min(b, start + batch_size)
-                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[start:stop]]
-                shape = tuple(x0_t.shape[1:])
-
-                def draw(gens: list[torch.Generator] = gens, shape: tuple = shape) -> torch.Tensor:
-                    noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
-                    if twin:  # both renderings of a slice get the same draw
-                        noise = torch.cat([noise, noise])
-                    return noise.to(self.device)
-
-                x0_c = x0_t[start:stop].to(self.device)
-                c = cond[start:stop].to(self.device)
-                e = None if extra is None else extra[start:stop].to(self.device)
-                if twin:  # the twin: same start, same noise, own IAPs
-                    x0_c = torch.cat([x0_c, x0_c])
-                    c = torch.cat([c, reference[start:stop].to(self.device)])
-                    e = None if e is None else torch.cat([e, e])
-                x = self.schedule.add_noise(x0_c, pairs[0][0], draw())
-                for t, t_prev in pairs:
-                    if should_stop is not None and should_stop():
-                        raise CancelledError(
-                            f"counterfactual generation cancelled after {done} of {total} steps"
-                        )
-                    eps = self.guided_eps(x, t, c, guidance, e)
-                    if sampler == "ddpm":
-                        noise = draw() if t_prev > 0 else None
-                        x = self.schedule.ddpm_step(x, eps, t, noise, transform)
-                    else:
-                        noise = draw() if (eta > 0 and t_prev > 0) else None
-                        x = self.schedule.ddim_step(x, eps, t, t_prev, noise, eta, transform)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total, f"{sampler} step {done}/{total}")
-                if twin:
-                    n = stop - start
-                    x = x0_c[:n] + (x[:n] - x[n:])
-                out[start:stop] = x.float().cpu()
+                part = slice(start, min(b, start + batch_size))
+                x0_c = x0_t[part].to(self.device)
+                c = cond[part].to(self.device)
+                e = None if extra is None else extra[part].to(self.device)
+                gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[part]]
+                if reference is None:
+                    out[part] = run.denoise(x0_c, c, e, gens).float().cpu()
+                    continue
+                keys = None
+                if reference_cache is not None:
+                    keys = [
+                        slice_key(x0_t[i], reference[i], _row(extra, i), seeds[i], settings)
+                        for i in range(part.start, part.stop)
+                    ]
+                ref_c = reference[part].to(self.device)
+                out[part] = _twin_edit(run, x0_c, c, ref_c, e, gens, reference_cache, keys).cpu()
         return out
 
     def step_count(self, steps: int, sampler: str = "ddpm", ddim_steps: int = 10) -> int:
@@ -275,3 +273,98 @@ class CounterfactualSampler:
         if len(seeds) != b:
             raise CfIapError(f"need one seed per slice: got {len(seeds)} seeds for {b} slices")
         return seeds
+
+
+def _row(t: torch.Tensor | None, i: int) -> torch.Tensor | None:
+    return None if t is None else t[i]
+
+
+def _twin_edit(
+    run: _Denoising,
+    x0: torch.Tensor,
+    cond: torch.Tensor,
+    reference: torch.Tensor,
+    extra: torch.Tensor | None,
+    gens: list[torch.Generator],
+    cache: ReferenceCache | None,
+    keys: list[str] | None,
+) -> torch.Tensor:
+    """``x0 + (target rendering - reference rendering)`` for one chunk. Both renderings start
+    from the same noised slice and share every noise draw; a reference rendering found under
+    ``keys`` in ``cache`` is reused (only the target is denoised), one computed is kept."""
+    cached = cache.get_all(keys) if cache is not None and keys is not None else None
+    if cached is not None:
+        rendered = run.denoise(x0, cond, extra, gens)
+        return (x0 + (rendered - torch.stack(cached).to(x0.device))).float()
+    n = x0.shape[0]
+    both = run.denoise(
+        torch.cat([x0, x0]),
+        torch.cat([cond, reference]),
+        None if extra is None else torch.cat([extra, extra]),
+        gens,
+        twin=True,
+    )
+    if cache is not None and keys is not None:
+        for key, rendering in zip(keys, both[n:], strict=True):
+            cache.put(key, rendering)
+    return (x0 + (both[:n] - both[n:])).float()
+
+
+class _Denoising:
+    """One ``generate`` call's denoising loop: noise a chunk to t0 and step it back to 0,
+    counting steps for progress and checking for cancellation before each."""
+
+    def __init__(
+        self,
+        sampler: CounterfactualSampler,
+        pairs: list[tuple[int, int]],
+        guidance: float,
+        kind: str,
+        eta: float,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        *,
+        total: int,
+        progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+    ) -> None:
+        self.sampler, self.pairs, self.guidance = sampler, pairs, guidance
+        self.kind, self.eta, self.transform = kind, eta, transform
+        self.total, self.progress, self.should_stop = total, progress, should_stop
+        self.done = 0
+
+    def denoise(
+        self,
+        x0: torch.Tensor,
+        cond: torch.Tensor,
+        extra: torch.Tensor | None,
+        gens: list[torch.Generator],
+        *,
+        twin: bool = False,
+    ) -> torch.Tensor:
+        """Denoise ``x0`` towards ``cond``; each slice draws its noise from its generator
+        (``twin``: the batch is two renderings of the slices, which share every draw)."""
+        schedule = self.sampler.schedule
+        shape = tuple(x0.shape[1:])
+        device = x0.device
+
+        def draw() -> torch.Tensor:
+            noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
+            return (torch.cat([noise, noise]) if twin else noise).to(device)
+
+        x = schedule.add_noise(x0, self.pairs[0][0], draw())
+        for t, t_prev in self.pairs:
+            if self.should_stop is not None and self.should_stop():
+                raise CancelledError(
+                    f"counterfactual generation cancelled after {self.done} of {self.total} steps"
+                )
+            eps = self.sampler.guided_eps(x, t, cond, self.guidance, extra)
+            if self.kind == "ddpm":
+                noise = draw() if t_prev > 0 else None
+                x = schedule.ddpm_step(x, eps, t, noise, self.transform)
+            else:
+                noise = draw() if (self.eta > 0 and t_prev > 0) else None
+                x = schedule.ddim_step(x, eps, t, t_prev, noise, self.eta, self.transform)
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total, f"{self.kind} step {self.done}/{self.total}")
+        return x
