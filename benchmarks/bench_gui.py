@@ -172,6 +172,7 @@ class CallClock:
         self.real_write = results.PendingResult.write
         self.compute: list[tuple[float, float]] = []
         self.requests: list[Any] = []  # the CounterfactualRequest of every core call
+        self.reused: list[int] = []  # slices whose twin source rendering was reused, per call
         self.shown: list[float] = []
         self.show_spans: list[float] = []  # seconds spent adding/updating the final layer
         self.start_spans: list[float] = []  # seconds spent putting up a Run's layer
@@ -183,6 +184,8 @@ class CallClock:
             self.requests.append(args[1] if len(args) > 1 else kwargs.get("request"))
             result = self.real_generate(*args, **kwargs)
             self.compute.append((start, time.perf_counter()))
+            meta = result.metadata.get("counterfactual") or {}
+            self.reused.append(int(meta.get("reference_reused") or 0))
             return result
 
         def show(*args: Any, **kwargs: Any) -> Any:
@@ -245,6 +248,7 @@ def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, An
                     "compute": end - start,
                     "display": clock.shown[-1] - end,
                     "request": clock.requests[-1],
+                    "reused": clock.reused[-1],
                 }
             )
         widget.live.setChecked(False)
@@ -364,6 +368,11 @@ def render(
     fast = previews[-1].get("request") if previews else None
     preview_how = (
         f"{fast.sampler.upper()}, {fast.ddim_steps} DDIM steps" if fast is not None else "unknown"
+    )
+    reused = sum(bool(p.get("reused")) for p in previews)
+    preview_how += (
+        f"; the twin edit's source rendering was reused in {reused} of {len(previews)}"
+        " (kept from the first preview: a target slider moved)"
     )
     steps = settings.get("steps") or defaults.get("steps", "default")
     guidance = settings.get("guidance") or defaults.get("guidance", "default")

@@ -159,12 +159,15 @@ def test_gui_heartbeat_and_preview_latency(make_napari_viewer, tiny_bundles):
     assert gaps and all(g > 0 for g in gaps) and duration > 0 and worst_at >= 0
     assert 0 < show_s < duration
     assert viewer.layers[-1].name.startswith("CF ")
+    widget.sampling.edit_mode.setCurrentText("twin")  # the simulated scan has its IAPs
     previews = bg.preview_latencies(widget, repeats=1, timeout=60)
     (p,) = previews
     assert p["total"] >= p["compute"] > 0 and p["debounce"] > 0
+    assert p["reused"] == 1  # the slider moved a target: the first preview's source rendering
     text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, show_s, previews,
                      widget.sampling.request_kwargs(), {})  # fmt: skip
     assert "longest stall" in text and "Live preview" in text
+    assert "source rendering was reused in 1 of 1" in text
 
 
 def test_run_all_builds_one_command_per_benchmark(monkeypatch):
