@@ -98,3 +98,19 @@ def test_same_acquisition_under_the_source_iaps_is_the_source():
         np.testing.assert_array_equal(again.data, source.volume.data)
         other = _same_acquisition(config, i, phantom, truth.volume.iap)
         assert not np.allclose(other.data, truth.volume.data)  # no fresh randomness
+
+
+def test_ddim_acceptance_is_for_checking_only(tiny_bundles, tmp_path, capsys):
+    from dataclasses import replace
+
+    from cf_iap_training.cli import main
+
+    args = ["ship", "--cddgm", str(tiny_bundles["cddgm"]), "--dest", str(tmp_path / "w")]
+    assert main([*args, "--sampler", "ddim"]) == 2
+    assert "--check-only" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing shipped
+    fast = run_acceptance(
+        replace(TINY, subjects=1, sampler="ddim", ddim_steps=1), {"cddgm": tiny_bundles["cddgm"]}
+    )
+    assert fast.settings["sampler"] == "ddim" and fast.settings["ddim_steps"] == 1
+    assert fast.mae_edit > 0

@@ -54,6 +54,7 @@ class AcceptanceConfig:
     guidance: float | None = None
     edit_mode: str | None = None
     sampler: str = "ddpm"
+    ddim_steps: int = 10
     device: str = "auto"
 
 
@@ -177,6 +178,7 @@ def run_acceptance(
                 guidance=config.guidance,
                 edit_mode=config.edit_mode,
                 sampler=config.sampler,
+                ddim_steps=config.ddim_steps,
                 slices=edit_idx.tolist(),
                 seed=config.seed + i,
             )
