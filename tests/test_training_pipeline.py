@@ -126,3 +126,17 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert int(last["averaging_state"]["n_averaged"]) == 4  # EMA carried over too
     assert "best_checkpoint" in summary  # validation ran and chose a checkpoint
     assert load_bundle(out / "bundle", kind="cddgm").provenance["steps"] == 4
+
+
+def test_train_cddgm_with_one_context_token_per_iap(prepared):
+    root, store_path = prepared["root"], prepared["store"]
+    out = root / "run-cddgm-per-iap"
+    args = ["train", "cddgm", str(store_path), "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--context-mode", "per_iap"]) == 0
+    bundle = load_bundle(out / "bundle", kind="cddgm")
+    config = bundle.model.config
+    assert config.context_mode == "per_iap"
+    assert sum(config.slot_sizes) == config.iap_dim == bundle.vocab.dim
+    iap = ["train", "iap", str(store_path), "--preset", "tiny", "--out", str(root / "x")]
+    assert main([*iap, "--context-mode", "per_iap"]) != 0  # a cddgm option only
+    assert not (root / "x" / "bundle").exists()

@@ -97,6 +97,12 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--t-max", type=int, default=None, help="cddgm: focus timesteps below this")
+    p.add_argument(
+        "--context-mode",
+        choices=("single_token", "per_iap"),
+        default=None,
+        help="cddgm: the paper's single context token (preset default) or one token per IAP",
+    )
     p.add_argument("--ema-decay", type=float, default=None)
     p.add_argument("--val-every", type=int, default=None, help="validate every N steps")
     p.add_argument("--bundle-every", type=int, default=None, help="export a bundle every N steps")
@@ -138,12 +144,25 @@ def _add_train(sub: Any) -> None:
             "val_every_steps": args.val_every,
             "bundle_every_steps": args.bundle_every,
         }
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if args.context_mode is not None:
+            if args.model != "cddgm":
+                from napari_cf_iap.errors import InputError
+
+                raise InputError("--context-mode is a cddgm option")
+            from .evaluation.context_compare import with_context_mode
+            from .slice_store import SliceStore
+
+            overrides = with_context_mode(
+                SliceStore.open(args.store), args.context_mode, args.preset, overrides,
+                args.vocabulary,
+            )  # fmt: skip
         opts = RunOptions(
             model=args.model,
             store=args.store,
             out=args.out,
             preset=args.preset,
-            overrides={k: v for k, v in overrides.items() if v is not None},
+            overrides=overrides,
             max_time=args.max_time,
             resume=args.resume,
             with_augmentations=args.augment,

@@ -28,6 +28,32 @@ VARIANTS = ("single_token", "per_iap")
 Log = Callable[[str], None]
 
 
+def with_context_mode(
+    store: SliceStore,
+    context_mode: str,
+    preset: str = "default",
+    overrides: dict[str, Any] | None = None,
+    vocabulary: str = "auto",
+) -> dict[str, Any]:
+    """``overrides`` plus the architecture overrides that give a cDDGM ``context_mode``
+    (``per_iap``: one context token per IAP, slot sizes from the store's vocabulary)."""
+    from ..dataset import store_vocabulary
+    from ..presets import get_preset
+
+    if context_mode not in VARIANTS:
+        raise ValueError(f"context mode must be one of {VARIANTS}, got {context_mode!r}")
+    overrides = dict(overrides or {})
+    arch = dict(get_preset("cddgm", preset).arch_overrides)
+    arch.update(overrides.get("arch_overrides", {}))
+    if context_mode == "per_iap":
+        vocab = store_vocabulary(store, vocabulary)
+        arch.update(context_mode="per_iap", slot_sizes=list(slot_sizes_of(vocab)))
+    else:
+        arch.update(context_mode="single_token", slot_sizes=None)
+    overrides["arch_overrides"] = arch
+    return overrides
+
+
 def train_cddgm(
     store: SliceStore | str | Path,
     out: str | Path,
@@ -40,21 +66,13 @@ def train_cddgm(
     accelerator: str = "auto",
 ) -> Path:
     """Train (or reuse a finished run of) a cDDGM with ``context_mode``; returns its bundle."""
-    from ..dataset import store_vocabulary
-    from ..presets import get_preset
     from ..train import HardwareOptions, RunOptions, run
 
     store = store if isinstance(store, SliceStore) else SliceStore.open(store)
     out = Path(out)
     if (out / "summary.json").is_file() and (out / "bundle" / "bundle.json").is_file():
         return out / "bundle"
-    overrides = dict(overrides or {})
-    if context_mode == "per_iap":
-        vocab = store_vocabulary(store, "auto")
-        arch = dict(get_preset("cddgm", preset).arch_overrides)
-        arch.update(overrides.get("arch_overrides", {}))
-        arch.update(context_mode="per_iap", slot_sizes=list(slot_sizes_of(vocab)))
-        overrides["arch_overrides"] = arch
+    overrides = with_context_mode(store, context_mode, preset, overrides)
     opts = RunOptions(
         model="cddgm",
         store=store.path,
