@@ -376,10 +376,12 @@ def render(
     )
     steps = settings.get("steps") or defaults.get("steps", "default")
     guidance = settings.get("guidance") or defaults.get("guidance", "default")
+    sampler = settings.get("sampler") or defaults.get("sampler", "ddpm")
+    ddim_steps = settings.get("ddim_steps") or defaults.get("ddim_steps", 10)
     return "\n".join(
         [
             f"Volume: simulated {' x '.join(map(str, volume.shape))}; cDDGM: {described}. "
-            f"GUI settings: {settings['sampler'].upper()}, {settings['ddim_steps']} DDIM steps, "
+            f"GUI settings: {sampler.upper()}, {ddim_steps} DDIM steps, "
             f"noise level {steps}, guidance {guidance}.",
             "",
             "Event-loop heartbeat (10 ms QTimer) — target: no stall longer than 100 ms:",

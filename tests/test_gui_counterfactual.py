@@ -68,6 +68,16 @@ def test_sampler_settings_device_and_bundle_reach_the_core(cf, qtbot):
     s.guidance.setValue(s.guidance.minimum())
     s.steps.setValue(0)
     assert cf.widget.request().guidance is None and cf.widget.request().steps is None
+    s.sampler.setCurrentIndex(0)  # bundle default: the bundle chooses sampler and DDIM steps
+    assert (cf.widget.request().sampler, cf.widget.request().ddim_steps) == (None, None)
+    assert not s.ddim_steps.isEnabled()
+    s.set_defaults({"sampler": "ddim", "ddim_steps": 10})
+    assert s.sampler.itemText(0) == "bundle default (DDIM-10)"
+    s.set_defaults({})
+    assert s.sampler.itemText(0) == "bundle default (DDPM)"
+    s.sampler.setCurrentText("DDIM")
+    s.ddim_steps.setValue(7)
+    assert (cf.widget.request().sampler, cf.widget.request().ddim_steps) == ("ddim", 7)
 
 
 def test_cancel_mid_run_adds_no_layer_and_reenables_controls(cf, qtbot):

@@ -172,3 +172,27 @@ def test_bundle_default_twin_falls_back_to_sdedit_without_source_iaps(volume, ti
     twin = generate_counterfactual(own, request, loaded, device="cpu")
     assert twin.metadata["counterfactual"]["edit_mode"] == "twin"
     assert twin.metadata["counterfactual"]["edit_mode_note"] is None
+
+
+def test_bundle_sampler_default_is_used_unless_the_request_names_one(volume, tiny_bundles):
+    from napari_cf_iap.bundles import load_bundle
+
+    loaded = load_bundle(tiny_bundles["cddgm"])
+    loaded.inference_defaults = {**loaded.inference_defaults, "sampler": "ddim", "ddim_steps": 2}
+    calls = []
+    request = CounterfactualRequest(target=TARGET, steps=4, slices=[0])
+    out = generate_counterfactual(
+        volume, request, loaded, device="cpu", progress=lambda d, t, m: calls.append(t)
+    )
+    meta = out.metadata["counterfactual"]
+    assert (meta["sampler"], meta["ddim_steps"]) == ("ddim", 2)
+    assert calls[-1] == 2  # two DDIM evaluations for the one slice
+    explicit = CounterfactualRequest(target=TARGET, steps=4, slices=[0], sampler="ddpm")
+    meta = generate_counterfactual(volume, explicit, loaded, device="cpu").metadata
+    assert (meta["counterfactual"]["sampler"], meta["counterfactual"]["ddim_steps"]) == (
+        "ddpm",
+        None,
+    )
+    plain = load_bundle(tiny_bundles["cddgm"])  # no sampler default: DDPM
+    meta = generate_counterfactual(volume, request, plain, device="cpu").metadata
+    assert meta["counterfactual"]["sampler"] == "ddpm"

@@ -100,17 +100,24 @@ def test_same_acquisition_under_the_source_iaps_is_the_source():
         assert not np.allclose(other.data, truth.volume.data)  # no fresh randomness
 
 
-def test_ddim_acceptance_is_for_checking_only(tiny_bundles, tmp_path, capsys):
-    from dataclasses import replace
-
+def test_ship_sampler_is_checked_and_shipped_as_the_default(tiny_bundles, tmp_path, capsys):
     from cf_iap_training.cli import main
 
-    args = ["ship", "--cddgm", str(tiny_bundles["cddgm"]), "--dest", str(tmp_path / "w")]
-    assert main([*args, "--sampler", "ddim"]) == 2
-    assert "--check-only" in capsys.readouterr().err
-    assert not (tmp_path / "w").exists()  # nothing shipped
-    fast = run_acceptance(
-        replace(TINY, subjects=1, sampler="ddim", ddim_steps=1), {"cddgm": tiny_bundles["cddgm"]}
+    dest = tmp_path / "w"
+    args = ["ship", "--cddgm", str(tiny_bundles["cddgm"]), "--dest", str(dest), "--subjects", "1"]
+    assert main([*args, "--sampler", "ddim", "--ddim-steps", "2", "--edit-slices", "1"]) == 0
+    out = capsys.readouterr().out
+    report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
+    assert (report["settings"]["sampler_used"], report["settings"]["ddim_steps_used"]) == (
+        "ddim",
+        2,
     )
-    assert fast.settings["sampler"] == "ddim" and fast.settings["ddim_steps"] == 1
-    assert fast.mae_edit > 0
+    shipped = load_bundle(dest / "cddgm-default")
+    assert shipped.inference_defaults["sampler"] == "ddim"
+    assert shipped.inference_defaults["ddim_steps"] == 2
+    # the acceptance of the shipped bundle, with no sampler given, uses its default
+    again = run_acceptance(
+        AcceptanceConfig(subjects=1, shape=(8, 64, 64), drop_slices=2, edit_slices=1),
+        {"cddgm": dest / "cddgm-default"},
+    )
+    assert (again.settings["sampler_used"], again.settings["ddim_steps_used"]) == ("ddim", 2)

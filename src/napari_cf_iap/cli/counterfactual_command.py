@@ -33,13 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--steps", type=int, help="noise level t0 of 1000 (default: bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale w (default: bundle's)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], help="default: the bundle's (else ddpm)")
     p.add_argument(
         "--edit-mode",
         choices=["sdedit", "twin"],
         help="sdedit (the paper) or twin (apply only the change the IAPs cause; default: bundle's)",
     )
-    p.add_argument("--ddim-steps", type=int, default=10)
+    p.add_argument("--ddim-steps", type=int, help="default: the bundle's (else 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slices", help="N, START:STOP or N,M,... (default: all)")
     p.add_argument("--bundle", help="cDDGM bundle directory (default: the shipped one)")

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=160, help="in-plane matrix of the simulation")
     p.add_argument("--steps", type=int, help="noise level t0 (default: the bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the bundle's)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], help="default: the bundle's (else ddpm)")
     p.add_argument(
         "--edit-mode", choices=["sdedit", "twin"], help="edit mode (default: the bundle's)"
     )
@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from .common import check_output, progress_bar
 
     out = check_output(args.out, args.overwrite)  # fail before minutes of work
-    overrides = {"sampler": args.sampler}
+    overrides = {}
+    if args.sampler is not None:
+        overrides["sampler"] = args.sampler
     if args.steps is not None:
         overrides["steps"] = args.steps
     if args.guidance is not None:

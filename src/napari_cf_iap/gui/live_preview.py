@@ -37,7 +37,8 @@ def preview_request(request: CounterfactualRequest) -> CounterfactualRequest:
     steps are kept: they are faster still), else DDIM with ``PREVIEW_DDIM_STEPS`` steps.
     Target, noise level, guidance, seed and slices are unchanged.
     """
-    steps = int(request.ddim_steps) if request.sampler == "ddim" else PREVIEW_DDIM_STEPS
+    chosen = request.ddim_steps if request.sampler == "ddim" else None
+    steps = int(chosen or PREVIEW_DDIM_STEPS)
     return dataclasses.replace(
         request, sampler="ddim", ddim_steps=max(1, min(steps, PREVIEW_DDIM_STEPS))
     )

@@ -7,6 +7,7 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
+from ..pipeline.counterfactual import FALLBACK_DDIM_STEPS, FALLBACK_SAMPLER
 from ..pipeline.edit_mode import FALLBACK_EDIT_MODE
 
 BUNDLE_DEFAULT = "bundle default"
@@ -42,8 +43,11 @@ class SamplingControls(QWidget):
         )
         form.addRow("Edit mode", self.edit_mode)
         self.sampler = QComboBox()
-        self.sampler.addItems(["DDIM", "DDPM"])
-        self.sampler.setToolTip("DDIM: few deterministic steps (fast). DDPM: the paper's t0 steps")
+        self.sampler.addItems([BUNDLE_DEFAULT, "DDIM", "DDPM"])
+        self.sampler.setToolTip(
+            "DDIM: few deterministic steps (fast). DDPM: the paper's t0 steps. "
+            "Bundle default: the sampler (and DDIM steps) the model was checked with"
+        )
         form.addRow("Sampler", self.sampler)
         self.ddim_steps = QSpinBox()
         self.ddim_steps.setRange(1, 200)
@@ -74,9 +78,13 @@ class SamplingControls(QWidget):
         self.guidance.setSpecialValueText(text)
         mode = defaults.get("edit_mode", FALLBACK_EDIT_MODE)
         self.edit_mode.setItemText(0, f"{BUNDLE_DEFAULT} ({mode})")
+        sampler = str(defaults.get("sampler", FALLBACK_SAMPLER)).upper()
+        if sampler == "DDIM":
+            sampler += f"-{defaults.get('ddim_steps', FALLBACK_DDIM_STEPS)}"
+        self.sampler.setItemText(0, f"{BUNDLE_DEFAULT} ({sampler})")
 
     def _emit(self, *_: Any) -> None:
-        self.ddim_steps.setEnabled(self.sampler.currentText() == "DDIM")
+        self.ddim_steps.setEnabled(self.sampler.currentText() == "DDIM")  # chosen explicitly
         self.changed.emit()
 
     def request_kwargs(self) -> dict[str, Any]:
@@ -85,8 +93,8 @@ class SamplingControls(QWidget):
             "guidance": None if guidance <= self.guidance.minimum() else float(guidance),
             "steps": self.steps.value() or None,
             "edit_mode": self.edit_mode.currentText() if self.edit_mode.currentIndex() else None,
-            "sampler": self.sampler.currentText().lower(),
-            "ddim_steps": self.ddim_steps.value(),
+            "sampler": self.sampler.currentText().lower() if self.sampler.currentIndex() else None,
+            "ddim_steps": self.ddim_steps.value() if self.sampler.currentIndex() else None,
             "seed": self.seed.value(),
             "allow_extrapolation": self.extrapolate.isChecked(),
         }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,18 +18,36 @@ from .slices import model_stacks, rows, select_slices
 
 FALLBACK_STEPS = 50
 FALLBACK_GUIDANCE = 3.0
+FALLBACK_SAMPLER = "ddpm"
+FALLBACK_DDIM_STEPS = 10
 
 #: ``on_chunk(slice_indices, finished_slices)``; called from the worker thread.
 ChunkCallback = Callable[[list[int], np.ndarray], None]
 
 
-def resolved_settings(request: CounterfactualRequest, defaults: dict) -> tuple[int, float]:
-    """(steps, guidance): the request's values, else the bundle's recommended defaults."""
-    steps = request.steps if request.steps is not None else defaults.get("steps", FALLBACK_STEPS)
-    guidance = request.guidance
-    if guidance is None:
-        guidance = defaults.get("guidance", FALLBACK_GUIDANCE)
-    return int(steps), float(guidance)
+@dataclass(frozen=True)
+class SamplerSettings:
+    """The noise level, guidance and sampler an edit runs with."""
+
+    steps: int
+    guidance: float
+    sampler: str
+    ddim_steps: int
+
+
+def resolved_settings(request: CounterfactualRequest, defaults: dict) -> SamplerSettings:
+    """The request's settings, else the bundle's recommended ones, else the fallbacks."""
+
+    def pick(name: str, fallback: Any) -> Any:
+        value = getattr(request, name)
+        return value if value is not None else defaults.get(name, fallback)
+
+    return SamplerSettings(
+        steps=int(pick("steps", FALLBACK_STEPS)),
+        guidance=float(pick("guidance", FALLBACK_GUIDANCE)),
+        sampler=str(pick("sampler", FALLBACK_SAMPLER)),
+        ddim_steps=int(pick("ddim_steps", FALLBACK_DDIM_STEPS)),
+    )
 
 
 def generate_counterfactual(
@@ -72,7 +92,7 @@ def generate_counterfactual(
         raise IAPValueError(f"bundle {loaded.path} carries no IAP vocabulary")
     target = loaded.vocab.validate(request.target, allow_extrapolation=request.allow_extrapolation)
     vector = loaded.vocab.encode(target, allow_extrapolation=request.allow_extrapolation)
-    steps, guidance = resolved_settings(request, loaded.inference_defaults)
+    chosen = resolved_settings(request, loaded.inference_defaults)
     edit = choose_edit(request, loaded.inference_defaults, volume, loaded.vocab)
     indices = select_slices(volume, request.slices)
     sampler = CounterfactualSampler(loaded.model, loaded.vocab, device=device)
@@ -80,22 +100,22 @@ def generate_counterfactual(
     if reference_cache is not None and edit.reference is not None:
         cache = reference_cache.for_model(loaded.sha256 or str(loaded.path))
     hits_before = cache.hits if cache is not None else 0
-    per_slice = sampler.step_count(steps, request.sampler, request.ddim_steps)
+    per_slice = sampler.step_count(chosen.steps, chosen.sampler, chosen.ddim_steps)
     total = len(indices) * per_slice
     batch = max(1, int(request.batch_size))
     stacks = model_stacks(volume, indices, preprocessing_of(loaded), batch, should_stop)
 
     data = np.array(volume.data, dtype=np.float32, copy=True)
-    job = _JobProgress(progress, total, f"{request.sampler} slice-steps")
+    job = _JobProgress(progress, total, f"{chosen.sampler} slice-steps")
     try:
         for part, stack in stacks:
             edited = sampler.generate(
                 stack.images[:, None],
                 vector,
-                steps=steps,
-                guidance=guidance,
-                sampler=request.sampler,
-                ddim_steps=request.ddim_steps,
+                steps=chosen.steps,
+                guidance=chosen.guidance,
+                sampler=chosen.sampler,
+                ddim_steps=chosen.ddim_steps,
                 seeds=[request.seed + i for i in part],
                 batch_size=batch,
                 progress=job.chunk(len(part) * per_slice),
@@ -119,13 +139,13 @@ def generate_counterfactual(
     metadata["counterfactual"] = {
         "source_iap": volume.iap.to_dict(),
         "target_iap": target.to_dict(),
-        "steps": steps,
-        "guidance": guidance,
+        "steps": chosen.steps,
+        "guidance": chosen.guidance,
         "edit_mode": edit.mode,
         "edit_mode_note": edit.note,
         "reference_reused": (cache.hits - hits_before) if cache is not None else 0,
-        "sampler": request.sampler,
-        "ddim_steps": request.ddim_steps if request.sampler == "ddim" else None,
+        "sampler": chosen.sampler,
+        "ddim_steps": chosen.ddim_steps if chosen.sampler == "ddim" else None,
         "seed": request.seed,
         "slices": indices,
         "detail_transfer": request.detail_transfer,

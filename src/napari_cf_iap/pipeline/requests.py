@@ -23,15 +23,15 @@ class CounterfactualRequest:
     ``edit_mode`` is ``"sdedit"`` (the paper's Algorithm 1: the denoised target rendering is
     the result) or ``"twin"`` (the same noise is also denoised towards the source's own IAPs
     and only the difference is applied: anatomy and noise are kept, twice the compute; needs
-    the source IAPs). ``None`` for steps/guidance/edit_mode means "the bundle's recommended
-    default".
+    the source IAPs). ``None`` for steps/guidance/edit_mode/sampler/ddim_steps means "the
+    bundle's recommended default" (``inference_defaults``; without one: DDPM, 10 DDIM steps).
     """
 
     target: IAPRecord
     steps: int | None = None
     guidance: float | None = None
-    sampler: str = "ddpm"
-    ddim_steps: int = 10
+    sampler: str | None = None
+    ddim_steps: int | None = None
     seed: int = 0
     slices: Sequence[int] | None = None
     allow_extrapolation: bool = False

@@ -53,8 +53,8 @@ class AcceptanceConfig:
     steps: int | None = None
     guidance: float | None = None
     edit_mode: str | None = None
-    sampler: str = "ddpm"
-    ddim_steps: int = 10
+    sampler: str | None = None
+    ddim_steps: int | None = None
     device: str = "auto"
 
 
@@ -204,6 +204,8 @@ def run_acceptance(
             report.settings["steps_used"] = cf.metadata["counterfactual"]["steps"]
             report.settings["guidance_used"] = cf.metadata["counterfactual"]["guidance"]
             report.settings["edit_mode_used"] = cf.metadata["counterfactual"]["edit_mode"]
+            report.settings["sampler_used"] = cf.metadata["counterfactual"]["sampler"]
+            report.settings["ddim_steps_used"] = cf.metadata["counterfactual"]["ddim_steps"]
             if bundles.get("iap_predictor"):
                 preds = predict_iap_per_slice(
                     cf, bundles["iap_predictor"], slices=edit_idx, device=config.device

@@ -37,11 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sampler",
         choices=["ddpm", "ddim"],
-        default="ddpm",
-        help="sampler of the edits (ddpm, the product default; ddim only with --check-only, "
-        "for fast exploration)",
+        help="sampler (default: the bundle's; shipped as the new default)",
     )
-    p.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps with --sampler ddim")
+    p.add_argument(
+        "--ddim-steps",
+        type=int,
+        help="DDIM steps with --sampler ddim (default: the bundle's; shipped as the new default)",
+    )
     p.add_argument("--check-only", action="store_true", help="report, do not copy")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=run)
@@ -54,13 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from .acceptance import AcceptanceConfig, run_acceptance
     from .package import ship_bundles
 
-    if args.sampler != "ddpm" and not args.check_only:
-        print(
-            "error: --sampler ddim is for exploration; ship with the default DDPM sampler "
-            "(drop --sampler) or add --check-only",
-            file=sys.stderr,
-        )
-        return 2
     bundles = {"cddgm": args.cddgm, "iap_predictor": args.iap, "segmenter": args.seg}
     bundles = {k: v for k, v in bundles.items() if v}
     config = AcceptanceConfig(
@@ -81,7 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if args.check_only:
         return 0
     command = "cf-iap-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    checked = {"steps": args.steps, "guidance": args.guidance, "edit_mode": args.edit_mode}
+    checked = {
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "edit_mode": args.edit_mode,
+        "sampler": args.sampler,
+        "ddim_steps": args.ddim_steps if args.sampler == "ddim" else None,
+    }
     checked = {k: v for k, v in checked.items() if v is not None}
     written = ship_bundles(bundles, report, args.dest or weights_root(), command, checked)
     for kind, path in written.items():
