@@ -105,9 +105,11 @@ def test_ship_sampler_is_checked_and_shipped_as_the_default(tiny_bundles, tmp_pa
 
     dest = tmp_path / "w"
     args = ["ship", "--cddgm", str(tiny_bundles["cddgm"]), "--dest", str(dest), "--subjects", "1"]
-    assert main([*args, "--sampler", "ddim", "--ddim-steps", "2", "--edit-slices", "1"]) == 0
+    ship = [*args, "--sampler", "ddim", "--ddim-steps", "2", "--edit-slices", "1"]
+    assert main([*ship, "--seed", "123"]) == 0
     out = capsys.readouterr().out
     report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
+    assert report["settings"]["seed"] == 123
     assert (report["settings"]["sampler_used"], report["settings"]["ddim_steps_used"]) == (
         "ddim",
         2,

@@ -20,6 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subjects", type=int, default=8, help="held-out simulated subjects (8)")
     p.add_argument("--edit-slices", type=int, default=6, help="edited slices per subject")
     p.add_argument(
+        "--seed",
+        type=int,
+        help="first held-out subject's seed (default: the acceptance's own); use a new one to "
+        "verify settings that were chosen on another subject set",
+    )
+    p.add_argument(
         "--steps",
         type=int,
         help="noise level t0 (default: the bundle's; shipped as the new default)",
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     config = AcceptanceConfig(
         subjects=args.subjects,
         edit_slices=args.edit_slices,
+        **({} if args.seed is None else {"seed": args.seed}),
         steps=args.steps,
         guidance=args.guidance,
         edit_mode=args.edit_mode,
