@@ -67,7 +67,11 @@ def test_ship_writes_half_precision_bundles_with_cards(report, tiny_bundles, tmp
 
 def test_ship_makes_the_checked_settings_the_cddgm_defaults(report, tiny_bundles, tmp_path):
     sources = {"cddgm": tiny_bundles["cddgm"], "iap_predictor": tiny_bundles["iap_predictor"]}
-    written = ship_bundles(sources, report, tmp_path, "cmd", {"steps": 75, "guidance": 5.0})
+    written = ship_bundles(
+        sources, report, tmp_path, "cmd", {"steps": 75, "guidance": 5.0}, note="chosen on set A"
+    )
+    for path in written.values():
+        assert (path / "MODEL_CARD.md").read_text().endswith("## Notes\n\nchosen on set A\n")
     assert load_bundle(written["cddgm"]).inference_defaults == {"steps": 75, "guidance": 5.0}
     assert (
         load_bundle(written["iap_predictor"]).inference_defaults

@@ -50,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="DDIM steps with --sampler ddim (default: the bundle's; shipped as the new default)",
     )
+    p.add_argument("--note", help="text that ends every model card (e.g. how settings were chosen)")
     p.add_argument("--check-only", action="store_true", help="report, do not copy")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=run)
@@ -91,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         "ddim_steps": args.ddim_steps if args.sampler == "ddim" else None,
     }
     checked = {k: v for k, v in checked.items() if v is not None}
-    written = ship_bundles(bundles, report, args.dest or weights_root(), command, checked)
+    written = ship_bundles(
+        bundles, report, args.dest or weights_root(), command, checked, note=args.note
+    )
     for kind, path in written.items():
         print(f"shipped {kind}: {path}")
     return 0

@@ -136,12 +136,14 @@ def ship_bundles(
     dest: Path,
     command: str,
     cddgm_defaults: dict[str, Any] | None = None,
+    note: str | None = None,
 ) -> dict[str, Path]:
     """Write each source bundle (by kind) as fp16 into ``dest/<default name>`` with a card.
 
     ``cddgm_defaults`` (e.g. ``{"steps": 75, "guidance": 5.0}``, the settings the acceptance
     check used) replace the cDDGM bundle's inference defaults, so the plugin and the CLI edit at
-    the settings that were checked.
+    the settings that were checked. ``note`` (e.g. how the settings were chosen) ends every
+    card.
     """
     written = {}
     for kind, source in sources.items():
@@ -167,6 +169,8 @@ def ship_bundles(
             weights_dtype="float16",
         )
         card = _card(kind, bundle, report, command, _run_facts(Path(source)))
+        if note:
+            card += f"\n## Notes\n\n{note.strip()}\n"
         (out / "MODEL_CARD.md").write_text(card)
         written[kind] = out
     total = sum(f.stat().st_size for p in written.values() for f in p.iterdir())
