@@ -72,6 +72,10 @@ def test_ship_makes_the_checked_settings_the_cddgm_defaults(report, tiny_bundles
     )
     for path in written.values():
         assert (path / "MODEL_CARD.md").read_text().endswith("## Notes\n\nchosen on set A\n")
+    # shipping a shipped bundle again: its old acceptance is replaced, not shown as training's
+    again = ship_bundles({"cddgm": written["cddgm"]}, report, tmp_path / "again", "cmd")
+    card = (again["cddgm"] / "MODEL_CARD.md").read_text()
+    assert card.count("manufacturer_accuracy") == 1 and "'acceptance'" not in card
     assert load_bundle(written["cddgm"]).inference_defaults == {"steps": 75, "guidance": 5.0}
     assert (
         load_bundle(written["iap_predictor"]).inference_defaults

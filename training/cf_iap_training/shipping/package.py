@@ -103,8 +103,9 @@ def _card(
         state = "not measured" if ok is None else ("PASS" if ok else "**FAIL**")
         lines.append(f"| {name} | {state} |")
     lines += ["", "Measured values:", "", "```", _values(report), "```", ""]
-    if bundle.metrics:
-        lines += ["Validation metrics from training:", "", "```", str(bundle.metrics), "```", ""]
+    trained = {k: v for k, v in bundle.metrics.items() if k != "acceptance"}  # an older ship's
+    if trained:
+        lines += ["Validation metrics from training:", "", "```", str(trained), "```", ""]
     return "\n".join(lines)
 
 
