@@ -164,7 +164,7 @@ def test_event_loop_keeps_answering_while_a_volume_generates(scan, qtbot, tiny_b
     widget.target.set_record(SIEMENS_3)
     widget.scope_volume.setChecked(True)
     widget.sampling.sampler.setCurrentText("DDPM")
-    widget.sampling.steps.setValue(6)
+    widget.sampling.steps.setValue(40)  # a run long enough to count ticks on a fast machine
     core = {"running": False}
     real = core_api.generate_counterfactual
 
