@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "guidance": args.guidance,
         "edit_mode": args.edit_mode,
         "sampler": args.sampler,
-        "ddim_steps": args.ddim_steps if args.sampler == "ddim" else None,
+        "ddim_steps": args.ddim_steps,
     }
     checked = {k: v for k, v in checked.items() if v is not None}
     written = ship_bundles(
