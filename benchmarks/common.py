@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 
 #: Section order on the docs page (keys are ``<name>-<device type>``).
-SECTIONS = ("throughput", "flops", "samplers", "segmentation", "memory", "gui")
+SECTIONS = (
+    "throughput", "flops", "samplers", "twin-reuse", "segmentation", "memory", "gui"
+)  # fmt: skip
 
 DOC_HEADER = """# Benchmarks
 

@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "throughput": ("benchmarks.bench_throughput", ("cddgm",)),
     "flops": ("benchmarks.bench_flops", ("cddgm",)),
     "samplers": ("benchmarks.bench_samplers", ("cddgm", "iap")),
+    "twin-reuse": ("benchmarks.bench_twin_reuse", ("cddgm",)),
     "segmentation": ("benchmarks.bench_segmentation", ("cddgm", "iap", "seg")),
     "memory": ("benchmarks.bench_memory", ("cddgm", "iap", "seg")),
     "gui": ("benchmarks.bench_gui", ("cddgm",)),

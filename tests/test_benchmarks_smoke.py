@@ -183,3 +183,15 @@ def test_run_all_builds_one_command_per_benchmark(monkeypatch):
         assert module in cmd and "--device" in cmd and "cuda" in cmd and "--no-write" in cmd
         assert ("--cddgm" in cmd) and cmd[cmd.index("--cddgm") + 1] == "B"
     assert run_all.command("gui", args)[0] == "/usr/bin/xvfb-run"
+
+
+def test_twin_reuse_benchmark_measures_both_variants(tiny_bundles):
+    from benchmarks import bench_twin_reuse as bt
+
+    volume = bt.slices_volume(4, 32)
+    result = bt.measure(tiny_bundles["cddgm"], volume, repeats=1, device="cpu")
+    assert result["reused"] == 4  # every slice of the second edit reused its rendering
+    assert result["max_diff"] < 1e-4
+    assert all(len(v) == 1 and v[0] > 0 for v in result["times"].values())
+    text = bt.render(result, volume, "tiny")
+    assert "source rendering kept" in text and "4 of 4 slices reused" in text
