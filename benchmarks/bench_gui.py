@@ -31,7 +31,7 @@ import numpy as np
 import torch  # noqa: F401, I001
 
 from . import common
-from .fixtures import bundle_or_untrained
+from .fixtures import bundle_or_untrained, siemens_skyra_3t, simulated_volume
 
 STALL_TARGET_S = 0.100
 PREVIEW_TARGET_S = 1.0
@@ -96,9 +96,7 @@ def idle(seconds: float) -> None:
 
 
 def gui_volume(shape: tuple[int, int, int]):
-    from napari_cf_iap.simulator import simulate_volume
-
-    return simulate_volume(4, shape=shape).volume
+    return simulated_volume(shape)
 
 
 def setup_widget(viewer, volume, bundle_path: Path, target) -> Any:
@@ -269,14 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("CF_IAP_DEVICE", str(device))
     import napari
 
-    from napari_cf_iap.iap import IAPRecord
-
     shape = tuple(int(v) for v in args.shape.split(","))
     volume = gui_volume(shape)  # type: ignore[arg-type]
-    target = IAPRecord.create(
-        manufacturer="SIEMENS", model_name="Skyra", field_strength=3.0, scan_options="FS",
-        flip_angle=10.0, slice_thickness=1.0, echo_time=1.4, repetition_time=4.2,
-    )  # fmt: skip
+    target = siemens_skyra_3t()
     with tempfile.TemporaryDirectory() as tmp:
         bundle_path, described = bundle_or_untrained("cddgm", args.cddgm, Path(tmp))
         viewer = napari.Viewer(show=True)
@@ -374,15 +367,17 @@ def render(
         f"; the twin edit's source rendering was reused in {reused} of {len(previews)}"
         " (kept from the first preview: a target slider moved)"
     )
-    steps = settings.get("steps") or defaults.get("steps", "default")
-    guidance = settings.get("guidance") or defaults.get("guidance", "default")
-    sampler = settings.get("sampler") or defaults.get("sampler", "ddpm")
-    ddim_steps = settings.get("ddim_steps") or defaults.get("ddim_steps", 10)
+    from types import SimpleNamespace
+
+    from napari_cf_iap.pipeline.counterfactual import resolved_settings
+
+    fields = ("steps", "guidance", "sampler", "ddim_steps")
+    used = resolved_settings(SimpleNamespace(**{k: settings.get(k) for k in fields}), defaults)
     return "\n".join(
         [
             f"Volume: simulated {' x '.join(map(str, volume.shape))}; cDDGM: {described}. "
-            f"GUI settings: {sampler.upper()}, {ddim_steps} DDIM steps, "
-            f"noise level {steps}, guidance {guidance}.",
+            f"GUI settings: {used.sampler.upper()}, {used.ddim_steps} DDIM steps, "
+            f"noise level {used.steps}, guidance {used.guidance}.",
             "",
             "Event-loop heartbeat (10 ms QTimer) — target: no stall longer than 100 ms:",
             "",

@@ -23,28 +23,15 @@ from typing import Any
 import numpy as np
 
 from . import common
-from .fixtures import bundle_or_untrained
+from .fixtures import bundle_or_untrained, siemens_skyra_3t, simulated_volume
 
 #: the kept rendering removes half the denoising; expect close to 2x
 EXPECTED_RATIO = 1.6
 
 
 def slices_volume(n: int, size: int) -> Any:
-    """A simulated GE 1.5 T volume of ``n`` slices (its IAPs known, as a twin edit needs)."""
-    from napari_cf_iap.simulator import simulate_volume
-
-    return simulate_volume(4, shape=(n, size, size)).volume
-
-
-def targets() -> tuple[Any, Any]:
-    """Two Siemens 3 T protocols that differ in flip angle (a slider move)."""
-    from napari_cf_iap.iap import IAPRecord
-
-    first = IAPRecord.create(
-        manufacturer="SIEMENS", model_name="Skyra", field_strength=3.0, scan_options="FS",
-        flip_angle=8.0, slice_thickness=1.0, echo_time=1.4, repetition_time=4.2,
-    )  # fmt: skip
-    return first, dataclasses.replace(first, flip_angle=12.0)
+    """A simulated GE 1.5 T volume of ``n`` slices of ``size``²."""
+    return simulated_volume((n, size, size))
 
 
 def measure(bundle: Path, volume: Any, repeats: int, device: str) -> dict[str, Any]:
@@ -54,9 +41,8 @@ def measure(bundle: Path, volume: Any, repeats: int, device: str) -> dict[str, A
     from napari_cf_iap.sampling.reference_cache import ReferenceCache
 
     loaded = load_bundle(bundle, device, kind="cddgm")
-    first, second = targets()
-    request = CounterfactualRequest(target=first, edit_mode="twin")
-    again = dataclasses.replace(request, target=second)
+    request = CounterfactualRequest(target=siemens_skyra_3t(8.0), edit_mode="twin")
+    again = dataclasses.replace(request, target=siemens_skyra_3t(12.0))
     times: dict[str, list[float]] = {"rendered again": [], "kept": []}
     outputs: dict[str, Any] = {}
     reused = 0

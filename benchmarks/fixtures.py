@@ -20,6 +20,23 @@ KINDS = {
 }
 
 
+def simulated_volume(shape: tuple[int, int, int]):
+    """A simulated GE 1.5 T volume (subject 4) with its IAPs known, as a twin edit needs."""
+    from napari_cf_iap.simulator import simulate_volume
+
+    return simulate_volume(4, shape=shape).volume
+
+
+def siemens_skyra_3t(flip_angle: float = 10.0):
+    """The benchmarks' target protocol: Siemens Skyra 3 T, fat-saturated."""
+    from napari_cf_iap.iap import IAPRecord
+
+    return IAPRecord.create(
+        manufacturer="SIEMENS", model_name="Skyra", field_strength=3.0, scan_options="FS",
+        flip_angle=flip_angle, slice_thickness=1.0, echo_time=1.4, repetition_time=4.2,
+    )  # fmt: skip
+
+
 def simulated_slices(n: int, size: int, seed: int = 0) -> np.ndarray:
     """(n, 1, size, size) float32 slices of one simulated subject, preprocessed like the
     pipeline does (resized, 10th/99th percentile to 0/1)."""
