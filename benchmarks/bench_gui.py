@@ -19,6 +19,7 @@ start Xvfb itself; ``benchmarks.run_all`` does).
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,32 @@ class Heartbeat:
     def stop(self) -> list[float]:
         self.active = False
         return list(self.gaps)
+
+
+class GcPauses:
+    """Python's garbage-collector pauses (generation, seconds, perf_counter end) while
+    ``active``: a collection in any thread holds the GIL, so it stalls the event loop too."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float, float]] = []
+        self.active = False
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._began = now
+        elif self.active:
+            self.pauses.append((int(info["generation"]), now - self._began, now))
+
+    def __enter__(self) -> GcPauses:
+        self.pauses, self.active = [], True
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.active = False
+        gc.callbacks.remove(self._callback)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -125,12 +152,13 @@ def volume_run_stalls(
     widget.scope_volume.setChecked(True)
     clock = CallClock()
     try:
-        heartbeat.start()
-        started = time.perf_counter()
-        widget.run()
-        finished = wait_until(lambda: not widget.runner.running, timeout)
-        duration = time.perf_counter() - started
-        gaps = heartbeat.stop()
+        with GcPauses() as collector:
+            heartbeat.start()
+            started = time.perf_counter()
+            widget.run()
+            finished = wait_until(lambda: not widget.runner.running, timeout)
+            duration = time.perf_counter() - started
+            gaps = heartbeat.stop()
     finally:
         clock.restore()
     nan = float("nan")
@@ -145,6 +173,8 @@ def volume_run_stalls(
             for end, gap in zip(heartbeat.ends, gaps, strict=False)
             if gap > STALL_TARGET_S
         ],
+        # (generation, length, seconds after Run at which it ended) of every GC pass
+        "gc": [(gen, length, end - started) for gen, length, end in collector.pauses],
     }
     if spans is not None:
         spans.update(measured)
@@ -154,6 +184,37 @@ def volume_run_stalls(
         raise RuntimeError(f"the volume run did not finish within {timeout:.0f} s")
     widget.scope_slice.setChecked(True)
     return gaps, duration, worst_at, measured["finish"]
+
+
+def run_press_stalls(
+    widget, heartbeat: Heartbeat, presses: int, window: float, timeout: float
+) -> list[float]:
+    """The longest heartbeat gap in the first ``window`` seconds after each of ``presses``
+    Run presses that put up a new result layer (each run is then cancelled, and its layer
+    removed if it finished, so the next press builds one again)."""
+    widget.scope_volume.setChecked(True)
+    viewer = widget.viewer
+    before = [layer.name for layer in viewer.layers]
+    longest = []
+    for _ in range(presses):
+        _remove_layers_not_in(viewer, before)
+        idle(0.5)
+        heartbeat.start()
+        widget.run()
+        idle(window)
+        gaps = heartbeat.stop()
+        widget.cancel()
+        if not wait_until(lambda: not widget.runner.running, timeout):
+            raise RuntimeError(f"a cancelled run did not stop within {timeout:.0f} s")
+        longest.append(max(gaps))
+    _remove_layers_not_in(viewer, before)
+    widget.scope_slice.setChecked(True)
+    return longest
+
+
+def _remove_layers_not_in(viewer, names: list[str]) -> None:
+    for layer in [layer for layer in viewer.layers if layer.name not in names]:
+        viewer.layers.remove(layer)
 
 
 class CallClock:
@@ -260,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cddgm", default=None, help="cDDGM bundle (default: shipped)")
     parser.add_argument("--shape", default="16,128,128", help="simulated volume z,y,x")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--presses", type=int, default=5, help="Run presses timed for the new-layer stall"
+    )
     args = parser.parse_args(argv)
     device = common.setup(args)
     import os
@@ -276,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             widget, _ = setup_widget(viewer, volume, bundle_path, target)
             heartbeat = Heartbeat()
+            presses = run_press_stalls(widget, heartbeat, args.presses, 1.0, args.timeout)
             spans: dict[str, Any] = {}
             gaps, duration, worst_at, show_s = volume_run_stalls(
                 widget, heartbeat, args.timeout, spans
@@ -294,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             viewer.close()
     body = render(
         volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings,
-        defaults, spans, again,
+        defaults, spans, again, presses,
     )  # fmt: skip
     common.report(
         "gui", "GUI responsiveness (napari plugin)", body, device, write=not args.no_write
@@ -315,6 +380,7 @@ def render(
     defaults,
     spans: dict[str, Any] | None = None,
     again: dict[str, Any] | None = None,
+    presses: Sequence[float] = (),
 ) -> str:
     stall = max(gaps) if gaps else float("nan")
     idle_stall = max(idle_gaps) if idle_gaps else float("nan")
@@ -350,6 +416,15 @@ def render(
             f"{1000 * np.median(g2):.0f} ms", f"{1000 * np.percentile(g2, 99):.0f} ms",
             f"{1000 * stall2:.0f} ms", sum(g > STALL_TARGET_S for g in g2),
             common.verdict(stall2 <= STALL_TARGET_S if g2 else None, f"{1000 * stall2:.0f} ms"),
+        ])  # fmt: skip
+    if presses:
+        worst = max(presses)
+        heart_rows.insert(0, [
+            f"Run pressed, new result layer ({len(presses)} presses; first 1 s of each)",
+            f"{len(presses)} x 1 s", "-", "-", "-",
+            f"{1000 * worst:.0f} ms (median {1000 * common.median(presses):.0f} ms)",
+            sum(g > STALL_TARGET_S for g in presses),
+            common.verdict(worst <= STALL_TARGET_S, f"{1000 * worst:.0f} ms"),
         ])  # fmt: skip
     totals = [p["total"] for p in previews]
     preview_rows = [
@@ -399,7 +474,7 @@ def render(
             f"took {duration:.2f} s until the widget reported it finished). "
             + layer_spans(spans or {"finish": show_s})
             + (
-                f" Run again: longest stall ended {again['worst_at']:.2f} s after Run; "
+                f" Run again: longest stall ended {again['worst_at']:.2f} s after Run. "
                 + layer_spans(again)
                 if again
                 else ""
@@ -437,10 +512,23 @@ def layer_spans(spans: dict[str, Any]) -> str:
         else ""
     )
     return (
-        "GUI-thread work on the result layer: putting it up when Run was pressed, before the "
+        gc_text(spans.get("gc") or [])
+        + "GUI-thread work on the result layer: putting it up when Run was pressed, before the "
         f"worker started (`start_counterfactual`) took {1000 * spans.get('start', nan):.0f} ms; "
         f"{chunk_text}; turning it into the final layer (`show_counterfactual`) took "
         f"{1000 * spans['finish']:.0f} ms.{over_text}"
+    )
+
+
+def gc_text(passes: list[tuple[int, float, float]]) -> str:
+    """One sentence on the garbage collector's passes during the run (they hold the GIL)."""
+    if not passes:
+        return "The garbage collector did not run. "
+    gen, length, at = max(passes, key=lambda p: p[1])
+    full = sum(p[0] == 2 for p in passes)
+    return (
+        f"The garbage collector ran {len(passes)} times ({full} full collections); the longest "
+        f"pass (generation {gen}) took {1000 * length:.0f} ms and ended {at:.2f} s after Run. "
     )
 
 

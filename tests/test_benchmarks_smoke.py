@@ -155,18 +155,24 @@ def test_gui_heartbeat_and_preview_latency(make_napari_viewer, tiny_bundles):
     volume = bg.gui_volume((4, 32, 32))
     widget, _ = bg.setup_widget(viewer, volume, tiny_bundles["cddgm"], SIEMENS)
     heartbeat = bg.Heartbeat()
-    gaps, duration, worst_at, show_s = bg.volume_run_stalls(widget, heartbeat, 60)
+    presses = bg.run_press_stalls(widget, heartbeat, presses=2, window=0.3, timeout=60)
+    assert len(presses) == 2 and all(p > 0 for p in presses)
+    assert [layer.name for layer in viewer.layers] == ["scan"]  # cancelled: layers removed
+    spans: dict = {}
+    gaps, duration, worst_at, show_s = bg.volume_run_stalls(widget, heartbeat, 60, spans)
     assert gaps and all(g > 0 for g in gaps) and duration > 0 and worst_at >= 0
     assert 0 < show_s < duration
     assert viewer.layers[-1].name.startswith("CF ")
+    assert all(gen in (0, 1, 2) and length >= 0 for gen, length, _ in spans["gc"])
     widget.sampling.edit_mode.setCurrentText("twin")  # the simulated scan has its IAPs
     previews = bg.preview_latencies(widget, repeats=1, timeout=60)
     (p,) = previews
     assert p["total"] >= p["compute"] > 0 and p["debounce"] > 0
     assert p["reused"] == 1  # the slider moved a target: the first preview's source rendering
     text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, show_s, previews,
-                     widget.sampling.request_kwargs(), {})  # fmt: skip
+                     widget.sampling.request_kwargs(), {}, spans, None, presses)  # fmt: skip
     assert "longest stall" in text and "Live preview" in text
+    assert "Run pressed, new result layer (2 presses" in text and "garbage collector" in text
     assert "source rendering was reused in 1 of 1" in text
 
 

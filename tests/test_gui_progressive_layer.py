@@ -1,10 +1,12 @@
-"""A Run's result layer is up before the worker starts and fills chunk by chunk; success gives
-the same layer as showing the finished result, cancel/error leave the layer list as it was."""
+"""A Run's result layer is up before the worker starts (in an event-loop turn of its own, after
+the Run press) and fills chunk by chunk; success gives the same layer as showing the finished
+result, cancel/error leave the layer list as it was."""
 
 from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,14 +75,24 @@ def _edited(layer) -> list[int]:
     return [z for z in range(layer.data.shape[0]) if np.all(layer.data[z] == EDITED)]
 
 
-def test_layer_is_up_before_the_worker_and_fills_chunk_by_chunk(cf, qtbot):
+def _run_until_layer_is_up(cf, qtbot) -> Any:
+    """Press Run; the result layer goes up in a later event-loop turn (not in Run's own)."""
     cf.widget.run()
-    running = cf.viewer.layers[-1]  # up as soon as Run returns, before any chunk
+    assert cf.widget.runner.running and len(cf.viewer.layers) == 1  # nothing built yet
+    qtbot.waitUntil(lambda: len(cf.viewer.layers) == 2, timeout=5000)
+    return cf.viewer.layers[-1]
+
+
+def test_layer_is_up_before_the_worker_and_fills_chunk_by_chunk(cf, qtbot):
+    running = _run_until_layer_is_up(cf, qtbot)  # before any chunk
     assert cf.widget.runner.running and _edited(running) == []
     assert running.name == FINAL + RUNNING_SUFFIX and _names(cf.viewer) == ["scan", running.name]
     assert running.metadata["in_progress"] is True and "iap" not in running.metadata
     np.testing.assert_array_equal(running.data, cf.volume.data)  # the source's values
-    assert not np.shares_memory(running.data, cf.layer.data)
+    # the worker hands over its own copy (made off the GUI thread) before the first chunk
+    qtbot.waitUntil(lambda: not np.shares_memory(running.data, cf.layer.data), timeout=5000)
+    assert running.data.dtype == np.float32 and _edited(running) == []
+    np.testing.assert_array_equal(running.data, cf.volume.data)
     assert tuple(running.contrast_limits) == pytest.approx(tuple(cf.layer.contrast_limits))
     np.testing.assert_allclose(running.scale, cf.layer.scale)
     np.testing.assert_allclose(running.translate, cf.layer.translate)
@@ -117,8 +129,7 @@ def test_cancel_or_error_leaves_the_layer_list_as_it_was(cf, qtbot, monkeypatch,
     errors: list[str] = []
     monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
     cf.fake.fail_after = 1 if how == "error" else None
-    cf.widget.run()
-    running = cf.viewer.layers[-1]
+    running = _run_until_layer_is_up(cf, qtbot)
     assert _names(cf.viewer) == ["scan", FINAL + RUNNING_SUFFIX]
     cf.fake.gate.release()
     qtbot.waitUntil(lambda: _edited(running) == [0, 1], timeout=5000)  # partly filled
@@ -146,6 +157,7 @@ def test_a_reused_layer_is_restored_on_cancel_and_updated_on_success(cf, qtbot):
     cf.viewer.dims.set_point(0, cf.layer.data_to_world([4, 0, 0])[0])
 
     cf.widget.run()
+    qtbot.waitUntil(lambda: cf.viewer.layers[-1].name.endswith(RUNNING_SUFFIX), timeout=5000)
     assert _names(cf.viewer) == ["scan", FINAL + RUNNING_SUFFIX]
     assert cf.viewer.layers[-1] is first  # reused, not a second layer
     np.testing.assert_array_equal(first.data, cf.volume.data)  # reset to the source
@@ -179,7 +191,10 @@ def test_the_real_core_streams_into_the_layer(make_napari_viewer, qtbot, tiny_bu
     written: list[list[int]] = []
     widget.run()
     pending = widget.runner.job.on_partial
-    widget.runner.job.on_partial = lambda chunk: (written.append(list(chunk[0])), pending(chunk))
+    widget.runner.job.on_partial = lambda item: (
+        written.append(list(item[1])) if item[0] == "chunk" else None,
+        pending(item),
+    )
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
     result = viewer.layers[-1]
     assert result.name.startswith("CF SIEMENS Skyra 3T") and not result.name.endswith("…)")

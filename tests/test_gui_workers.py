@@ -105,3 +105,39 @@ def test_sync_switch_runs_on_the_calling_thread(monkeypatch):
     job2 = Job(_steps(5), label="t", **{**callbacks, "on_progress": cancel_on_first_step})
     job2.start()
     assert seen["cancelled"] == 1 and seen["result"] == []
+
+
+def test_next_turn_start_prepares_and_launches_in_separate_event_loop_turns(qtbot):
+    from qtpy.QtCore import QTimer
+
+    order: list[str] = []
+
+    def prepare():
+        order.append("prepare")
+        QTimer.singleShot(0, lambda: order.append("tick"))  # the loop runs before the launch
+
+    def call(progress, should_stop):
+        order.append("core")
+        return "result"
+
+    seen, callbacks = _collect(on_prepare=prepare)
+    job = Job(call, notify=False, **callbacks).start(next_turn=True)
+    assert job.running and order == []  # nothing in the caller's own turn
+    qtbot.waitUntil(lambda: job.finished, timeout=5000)
+    assert order == ["prepare", "tick", "core"] and seen["result"] == ["result"]
+
+
+def test_a_failing_prepare_ends_the_job_without_starting_the_core(qtbot, monkeypatch):
+    errors: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    called: list[bool] = []
+
+    def prepare():
+        raise InputError("no room for the result layer: close some layers")
+
+    seen, callbacks = _collect(on_prepare=prepare)
+    job = Job(lambda p, s: called.append(True), **callbacks).start(next_turn=True)
+    qtbot.waitUntil(lambda: job.finished, timeout=5000)
+    assert not called and not job.running and seen["finished"] == 1
+    assert [type(e) for e in seen["error"]] == [InputError] and seen["result"] == []
+    assert any("close some layers" in text for text in errors)

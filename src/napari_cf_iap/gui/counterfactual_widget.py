@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 from napari.utils import notifications
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -158,8 +159,9 @@ class CounterfactualWidget(QScrollArea):
     def _job(self, *, preview: bool) -> Job:
         """A Job generating the counterfactual the controls describe (validated here).
 
-        A Run's result layer is put up at once (before the worker starts) and filled with
-        each finished chunk; a preview's layer appears when it is done.
+        A Run's result layer is put up just before the worker starts (the job's
+        ``on_prepare``, in its own event-loop turn) and filled with each finished chunk; a
+        preview's layer appears when it is done.
         """
         problem = self.source.problem()
         if problem:
@@ -169,12 +171,14 @@ class CounterfactualWidget(QScrollArea):
         request = self.request(preview=preview)
         bundle = self.bundle.bundle if self.bundle.bundle is not None else self.bundle.spec()
         device = self.device.device
-        pending: PendingResult | None = None
+        run_layer: list[PendingResult] = []  # a Run's result layer, once it is up
 
         def call(progress: Any, should_stop: Any) -> Any:
             on_chunk = None
-            if pending is not None:  # a Run: its result layer fills in chunk by chunk
-                on_chunk = lambda indices, block: job.publish((indices, block))  # noqa: E731
+            if not preview:  # a Run: its result layer fills in chunk by chunk
+                # the layer's buffer, copied here rather than on the GUI thread
+                job.publish(("buffer", np.array(volume.data, dtype=np.float32, copy=True)))
+                on_chunk = lambda indices, block: job.publish(("chunk", indices, block))  # noqa: E731
             return core_api.generate_counterfactual(
                 volume,
                 request,
@@ -187,6 +191,7 @@ class CounterfactualWidget(QScrollArea):
             )
 
         def done(result: Any) -> None:
+            pending = run_layer[0] if run_layer else None
             show_counterfactual(
                 self.viewer, layer, volume, result, request, preview=preview, pending=pending
             )
@@ -197,14 +202,27 @@ class CounterfactualWidget(QScrollArea):
                 text += f" (source rendering reused for {meta['reference_reused']} slice(s))"
             self.runner.status.setText(f"{text} (⚠ {note})" if note else text)
 
+        def discard() -> None:
+            if run_layer:
+                run_layer[0].discard()
+
+        def partial(item: tuple[Any, ...]) -> None:
+            kind, *values = item
+            if kind == "buffer":
+                run_layer[0].adopt(*values)
+            else:
+                run_layer[0].write(*values)
+
         job = Job(
             call, label="counterfactual preview" if preview else "counterfactual", on_result=done
         )
         if not preview:
-            pending = start_counterfactual(self.viewer, layer, volume, request)
-            job.on_partial = lambda chunk: pending.write(*chunk)
-            job.on_cancelled = pending.discard
-            job.on_error = lambda _exc: pending.discard()
+            job.on_prepare = lambda: run_layer.append(
+                start_counterfactual(self.viewer, layer, volume, request)
+            )
+            job.on_partial = partial
+            job.on_cancelled = discard
+            job.on_error = lambda _exc: discard()
         return job
 
     # ------------------------------------------------------------------ actions
@@ -222,7 +240,7 @@ class CounterfactualWidget(QScrollArea):
             notifications.show_warning(
                 f"Source IAPs unknown ({', '.join(missing)}); recorded as unknown."
             )
-        # the result layer was just put up on this turn: the worker starts on the next one
+        # the result layer goes up in the next event-loop turn, the worker in the one after
         self.runner.start(job, self._controls, next_turn=True)
 
     def cancel(self) -> None:

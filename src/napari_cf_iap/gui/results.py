@@ -3,17 +3,19 @@
 This runs on the GUI thread, so it does as little as it can there: the data is shown as is
 (no copy), contrast limits are passed in (napari does not scan the data), an existing layer
 only gets what changed (each geometry setter re-slices and redraws it), and a new layer
-becomes the active one in the next event-loop turn (napari's layer-controls switch is then
+becomes the active one in a later event-loop turn (napari's layer-controls switch is then
 not part of the same stall as building the layer).
 
 A Run shows its result while it grows: :func:`start_counterfactual` puts the result layer up
-before the work starts, each finished chunk is written into it (:meth:`PendingResult.write`,
-a refresh of ~7 ms), and :func:`show_counterfactual` turns it into the final layer (~8 ms);
-a cancelled or failed run :meth:`~PendingResult.discard`s it. Building a new layer is
-napari's most expensive step (add_image plus its first paint: ~120 + ~200 ms on a software-GL
-display, see docs/benchmarks.md); it now happens once, when Run is pressed, not when the
-result arrives, and not at all when a layer of the same name is reused. Removing a layer
-(cancel/error of a first run) runs napari's ``gc.collect()``, which takes ~0.2-0.3 s in a
+before the work starts, showing the source's own array (no copy on the GUI thread: copying a
+160 x 512² volume takes ~40 ms); the worker copies it and hands the copy over
+(:meth:`PendingResult.adopt`), each finished chunk is written into that copy
+(:meth:`PendingResult.write`, a refresh of ~7 ms), and :func:`show_counterfactual` turns it
+into the final layer (~8 ms); a cancelled or failed run :meth:`~PendingResult.discard`s it.
+Building a new layer is napari's most expensive step (add_image ~60 ms, then ~30 ms of
+repainting on a software-GL display, see docs/benchmarks.md); it happens once per Run, in an
+event-loop turn of its own, and not at all when a layer of the same name is reused. Removing
+a layer (cancel/error of a first run) runs napari's ``gc.collect()``, which takes ~0.2 s in a
 process holding torch.
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..iap import IAPRecord
 from ..volume import Volume
+from .event_turns import later
 from .layer_metadata import layer_kind, same_geometry_kwargs, volume_metadata
 
 #: appended to the result layer's name while the run that fills it is going on
@@ -73,9 +76,7 @@ def _add_layer(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) 
     finally:
         layers._activate_on_insert = previous
     if previous:
-        from qtpy.QtCore import QTimer
-
-        QTimer.singleShot(0, lambda: _activate(viewer, layer))
+        later(lambda: _activate(viewer, layer))
     return layer
 
 
@@ -117,14 +118,23 @@ class PendingResult:
     layer: Any
     previous: dict[str, Any] | None = None
     written: set[int] = field(default_factory=set)
+    adopted: bool = False
 
     @property
     def shown(self) -> bool:
         """Whether the layer is still in the viewer (the user may have deleted it)."""
         return self.layer in self.viewer.layers
 
+    def adopt(self, buffer: Any) -> None:
+        """Show ``buffer`` (the worker's own copy of the source values) instead of the
+        source's array; chunks are then written into it."""
+        self.layer.data = buffer
+        self.adopted = True
+
     def write(self, indices: Any, block: Any) -> None:
         """Put finished slices ``indices`` (values ``block``) into the layer and redraw it."""
+        if not self.adopted:  # the layer still shows the source's own array
+            raise RuntimeError("a chunk arrived before the result buffer: not written")
         indices = [int(i) for i in indices]
         self.layer.data[indices] = block
         self.written.update(indices)
@@ -146,12 +156,13 @@ class PendingResult:
 def start_counterfactual(
     viewer: Any, source_layer: Any, source: Volume, request: Any
 ) -> PendingResult:
-    """Put up the result layer of a Run before it starts: a float32 copy of the source (the
-    values every slice not yet edited, or not selected, will have), named with
-    :data:`RUNNING_SUFFIX` and marked ``in_progress`` in its metadata, placed and scaled
-    like the source. An image layer already holding the final name is reused."""
+    """Put up the result layer of a Run before it starts: the source's values (those every
+    slice not yet edited, or not selected, will have; its own array until the worker's copy
+    is :meth:`~PendingResult.adopt`-ed), named with :data:`RUNNING_SUFFIX` and marked
+    ``in_progress`` in its metadata, placed and scaled like the source. An image layer
+    already holding the final name is reused."""
     final = counterfactual_name(source_layer.name, request.target)
-    data = np.array(source.data, dtype=np.float32, copy=True)
+    data = source.data
     metadata = {
         "in_progress": True,
         "source_layer": source_layer.name,

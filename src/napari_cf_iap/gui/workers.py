@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from ..errors import CancelledError
+from .event_turns import later
 
 #: The core call a Job runs: ``func(progress, should_stop) -> result``.
 CoreCall = Callable[[Callable[[int, int, str], None], Callable[[], bool]], Any]
@@ -82,6 +83,7 @@ class Job:
         on_cancelled: Callable[[], None] | None = None,
         on_finished: Callable[[], None] | None = None,
         on_partial: Callable[[Any], None] | None = None,
+        on_prepare: Callable[[], None] | None = None,
         notify: bool = True,
     ) -> None:
         self.func = func
@@ -92,6 +94,7 @@ class Job:
         self.on_cancelled = on_cancelled
         self.on_finished = on_finished
         self.on_partial = on_partial
+        self.on_prepare = on_prepare
         self.notify = notify
         self.worker: Any = None
         self.running = False
@@ -121,21 +124,40 @@ class Job:
             self._deliver(_Partial(value))
 
     def start(self, *, next_turn: bool = False) -> Job:
-        """Start the job. With ``next_turn`` the job counts as running at once but its
-        worker and progress bar are set up in the next event-loop turn, so work the caller
-        just did on the GUI thread (e.g. adding a layer) is not part of the same stall; a
+        """Start the job: ``on_prepare`` (GUI-thread set-up such as putting up a result
+        layer), then the worker and its progress bar.
+
+        With ``next_turn`` the job counts as running at once, ``on_prepare`` runs in the next
+        event-loop turn and the worker starts in the turn after it, so no turn holds more than
+        one of these GUI-thread steps (each a napari layer or widget build plus a repaint); a
         cancel in between stops the core before its first step."""
         self.running = True
         if sync_workers():
-            self._run_sync()
+            if self._prepare():
+                self._run_sync()
             return self
         if next_turn:
-            from qtpy.QtCore import QTimer
-
-            QTimer.singleShot(0, self._launch)
+            later(self._prepare_then_launch)
             return self
-        self._launch()
+        if self._prepare():
+            self._launch()
         return self
+
+    def _prepare(self) -> bool:
+        """Run ``on_prepare``; if it fails the job ends as failed (no worker is started)."""
+        if self.on_prepare is None:
+            return True
+        try:
+            self.on_prepare()
+        except Exception as exc:
+            self._errored(exc, notify=True)
+            self._finish()
+            return False
+        return True
+
+    def _prepare_then_launch(self) -> None:
+        if self._prepare():
+            later(self._launch)
 
     def _launch(self) -> None:
         from napari.qt.threading import create_worker
@@ -262,9 +284,7 @@ class Job:
         """Finish in a later event-loop pass: the worker's ``returned`` and ``finished``
         arrive together, and showing the result, closing the progress bar and re-enabling the
         controls need not all run in one pass (order kept: result first, then finish)."""
-        from qtpy.QtCore import QTimer
-
-        QTimer.singleShot(0, self._finish)
+        later(self._finish)
 
     def _finish(self) -> None:
         if self.finished:
