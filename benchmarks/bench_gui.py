@@ -319,7 +319,9 @@ def preview_latencies(widget, repeats: int, timeout: float) -> list[dict[str, An
 def main(argv: Sequence[str] | None = None) -> int:
     parser = common.base_parser(__doc__.split("\n")[0])
     parser.add_argument("--cddgm", default=None, help="cDDGM bundle (default: shipped)")
-    parser.add_argument("--shape", default="16,128,128", help="simulated volume z,y,x")
+    parser.add_argument(
+        "--shape", default="160,512,512", help="simulated volume z,y,x (a full breast MRI)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument(
         "--presses", type=int, default=5, help="Run presses timed for the new-layer stall"
