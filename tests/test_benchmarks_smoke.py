@@ -82,6 +82,7 @@ def test_throughput_naive_and_product_agree(tiny_model):
 
 
 def test_flop_count_and_levers(tiny_model):
+    from benchmarks.attention_roofline import MATMULS, SDPA
     from benchmarks.bench_flops import count_flops, measure, table, time_breakdown
 
     flops = count_flops(tiny_model)
@@ -90,11 +91,23 @@ def test_flop_count_and_levers(tiny_model):
     assert flops.fused_counted <= flops.total
     flops, times, ceilings = measure(tiny_model, CPU, batch=1, repeats=1, matmul_n=256)
     assert len(times) == 5 and all(v[0] > 0 for v in times.values())
-    assert list(ceilings) == ["fp32 matmul 256²"]
+    assert list(ceilings) == ["fp32 matmul 256²", SDPA, MATMULS]
     split = time_breakdown(tiny_model, CPU, 1)
     assert {"attention", "convolution"} <= set(split) and all(v >= 0 for v in split.values())
-    text = table("tiny", flops, 1, times, ceilings, breakdown=split)
-    assert "GFLOP/s" in text and "op kind" in text
+    text = table("tiny", tiny_model.config, flops, 1, times, ceilings, breakdown=split)
+    assert "GFLOP/s" in text and "op kind" in text and "Attention roofline" in text
+
+
+def test_attention_roofline_shape_and_bound():
+    from benchmarks.attention_roofline import largest_attention, roofline_fraction
+    from napari_cf_iap.models.config import CDDGMConfig
+
+    shape = largest_attention(CDDGMConfig.paper(iap_dim=21))
+    assert (shape.heads, shape.tokens, shape.head_dim) == (16, 56 * 56, 8)  # 128 ch at 56²
+    assert shape.flop == pytest.approx(4 * 16 * 3136**2 * 8)
+    # all at the ceiling -> 100 %; a quarter of the FLOPs at a tenth of the rate -> 1/(0.75+2.5)
+    assert roofline_fraction(100.0, 0.0, 50.0, 5.0) == pytest.approx(1.0)
+    assert roofline_fraction(100.0, 25.0, 50.0, 5.0) == pytest.approx(1 / 3.25)
 
 
 def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
