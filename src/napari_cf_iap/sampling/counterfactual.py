@@ -48,7 +48,9 @@ class CounterfactualSampler:
     """Guided SDEdit with a :class:`ConditionalDenoiser`.
 
     ``vocab`` (optional) is only used to check the vector length. ``model_calls`` counts
-    network forward passes (one per guided step).
+    network forward passes (one per guided step). The network runs in channels_last memory
+    format (``channels_last=True``; the model is converted in place): 4-7 % faster per forward
+    on an Intel Xeon CPU, outputs equal to NCHW within 1e-5 (docs/benchmarks.md).
     """
 
     def __init__(
@@ -57,9 +59,12 @@ class CounterfactualSampler:
         vocab: Any = None,
         device: str | torch.device = "auto",
         schedule: NoiseSchedule | None = None,
+        channels_last: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         config = model.config
         self.iap_dim = int(config.iap_dim)
         if vocab is not None and vocab.dim != self.iap_dim:
@@ -95,6 +100,7 @@ class CounterfactualSampler:
         ts = torch.full(
             (xs.shape[0],), self.schedule.model_timestep(t), dtype=torch.long, device=x.device
         )
+        xs = xs.contiguous(memory_format=self.memory_format)
         with autocast_for(self.device):
             out = self.model(xs, ts, cs).float()
         self.model_calls += 1
