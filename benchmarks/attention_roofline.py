@@ -4,9 +4,10 @@ The paper config's attention has 8-channel heads (``num_head_channels=8``): its 
 per head (scores = Q Kᵀ, output = P V) have an inner dimension of 8 or a thin 8-column
 output, shapes at which no BLAS reaches its large-matmul rate. This module times, on the
 largest attention of a config (the highest-resolution attention level), the kernel the
-product runs (PyTorch SDPA) and those two matmuls alone (no softmax: a bound SDPA cannot
-beat), and turns the matmuls' rate into a roofline for the whole forward pass: convolutions
-and linear layers at the full matmul ceiling, attention at its matmuls' rate.
+product runs (PyTorch SDPA) and those two matmuls alone (no softmax; they write the whole
+score matrix, which SDPA's blocked kernel avoids, so on a CPU they are slower than SDPA), and
+turns the faster kernel's rate into a roofline for the whole forward pass: convolutions and
+linear layers at the full matmul ceiling, attention at that rate.
 """
 
 from __future__ import annotations

@@ -228,7 +228,10 @@ def table(
             met = fraction >= CEILING_TARGET if targeted else None
             reason = f"{100 * fraction:.0f}% of the ceiling"
             if bound < CEILING_TARGET:
-                reason += f"; at most {100 * bound:.0f}% is reachable, see the attention roofline"
+                reason += (
+                    f"; ~{100 * bound:.0f}% is the most reachable with this device's attention "
+                    "kernels, see the attention roofline"
+                )
             target = common.verdict(met, reason)
         rows.append([name, common.spread(values), f"{rate:.1f}", f"{100 * fraction:.0f}%", target])
     head = (
@@ -260,15 +263,17 @@ def roofline_text(shape, times, rates, batch: int, ceiling: float, bound: float)
     ]
     return (
         f"Attention roofline: the largest attention ({shape.describe()}, "
-        f"{shape.flop / 1e9:.2f} GFLOP per image) timed alone in the same rounds:\n\n"
+        f"{shape.flop / 1e9:.3g} GFLOP per image) timed alone in the same rounds:\n\n"
         + common.markdown_table(["kernel", "time", "GFLOP/s", "of fp32 ceiling"], rows)
         + "\n\nWith convolutions and linear layers at the full fp32 ceiling and all attention "
-        f"FLOPs at its two matmuls' rate, the forward pass could reach at most "
-        f"**{100 * bound:.0f}%** of the ceiling"
+        f"FLOPs at the rate of the faster attention kernel above ({max(rates.values()):.1f} "
+        f"GFLOP/s), the forward pass would reach **{100 * bound:.0f}%** of the ceiling"
         + (
-            f" (< {CEILING_TARGET:.0%}: the target is out of reach for this architecture on "
-            "this device; heads of 8 channels keep the attention matmuls far below the "
-            "large-matmul rate)."
+            f" (< {CEILING_TARGET:.0%}: out of reach for this architecture with the attention "
+            f"kernels of this device; heads of {shape.head_dim} channels keep attention far "
+            "below the large-matmul rate: each score costs only "
+            f"{shape.head_dim} multiply-adds next to its exp, and the bare matmuls write a "
+            f"{shape.tokens}² score matrix per head)."
             if bound < CEILING_TARGET
             else "."
         )
