@@ -216,7 +216,8 @@ def table(
     product_ceiling = ceiling.get(f"bf16 matmul {n}²", fp32)  # autocast path on CUDA
     shape = largest_attention(config)
     attention_rate = {k: gflops(shape.flop * batch, common.median(v)) for k, v in attention.items()}
-    bound = roofline_fraction(flops.total, flops.attention, fp32, attention_rate.get(MATMULS, fp32))
+    best_attention = max(attention_rate.values(), default=fp32)
+    bound = roofline_fraction(flops.total, flops.attention, fp32, best_attention)
     rows = []
     for name, values in times.items():
         rate = gflops(flops.total * batch, common.median(values))
