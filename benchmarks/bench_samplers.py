@@ -131,6 +131,7 @@ class Variant:
     sampler: str
     t0: int
     ddim_steps: int = 0
+    edit_mode: str = "sdedit"  # "twin" renders the source IAPs too: twice the model calls
 
     @property
     def name(self) -> str:
@@ -140,10 +141,11 @@ class Variant:
 
     @property
     def model_calls(self) -> int:
-        return self.t0 if self.sampler == "ddpm" else min(self.ddim_steps, self.t0)
+        calls = self.t0 if self.sampler == "ddpm" else min(self.ddim_steps, self.t0)
+        return 2 * calls if self.edit_mode == "twin" else calls
 
     def run(self, cddgm, subject: Subject, guidance, batch_size, device, slices=None):
-        """The product's edit of the subject's scored slices (``pipeline``, detail transfer)."""
+        """The product's edit of the subject's scored slices (``pipeline``, this edit mode)."""
         from napari_cf_iap.pipeline import CounterfactualRequest, generate_counterfactual
 
         request = CounterfactualRequest(
@@ -152,6 +154,7 @@ class Variant:
             guidance=guidance,
             sampler=self.sampler,
             ddim_steps=max(1, self.ddim_steps),
+            edit_mode=self.edit_mode,
             slices=slices if slices is not None else subject.slices,
             allow_extrapolation=True,
             batch_size=batch_size,
@@ -159,11 +162,13 @@ class Variant:
         return generate_counterfactual(subject.source, request, cddgm, device=str(device))
 
 
-def grid(t0s: Sequence[int] = T0S, ddim_steps: Sequence[int] = DDIM_STEPS) -> list[Variant]:
+def grid(
+    t0s: Sequence[int] = T0S, ddim_steps: Sequence[int] = DDIM_STEPS, edit_mode: str = "sdedit"
+) -> list[Variant]:
     out = []
     for t0 in t0s:
-        out.append(Variant("ddpm", t0))
-        out += [Variant("ddim", t0, n) for n in ddim_steps]
+        out.append(Variant("ddpm", t0, edit_mode=edit_mode))
+        out += [Variant("ddim", t0, n, edit_mode) for n in ddim_steps]
     return out
 
 
@@ -189,12 +194,14 @@ def evaluate(cddgm, predictor, eval_set, variants, guidance, batch_size, device)
     return rows
 
 
-def time_against_ddpm(cddgm, eval_set, t0, ddim_steps, guidance, slices, repeats, device):
+def time_against_ddpm(
+    cddgm, eval_set, t0, ddim_steps, guidance, slices, repeats, device, edit_mode="sdedit"
+):
     """Interleaved medians: DDPM at t0 vs DDIM variants at t0, on ``slices`` slices of the
     first subject."""
     subject = eval_set.subjects[0]
     chosen = subject.slices[:slices]
-    variants = [Variant("ddpm", t0)] + [Variant("ddim", t0, n) for n in ddim_steps]
+    variants = grid([t0], ddim_steps, edit_mode)
     fns = {
         v.name: (lambda v=v: v.run(cddgm, subject, guidance, slices, device, slices=chosen))
         for v in variants
@@ -239,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--slices-per-subject", type=int, default=2)
     parser.add_argument("--guidance", type=float, default=None, help="default: the bundle's")
+    parser.add_argument(
+        "--edit-mode", choices=("sdedit", "twin"), default=None, help="default: the bundle's"
+    )
     parser.add_argument("--time-slices", type=int, default=2, help="slices in the timing runs")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--t0", type=int, nargs="+", default=list(T0S))
@@ -269,15 +279,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     guidance = args.guidance
     if guidance is None:
         guidance = float(cddgm.inference_defaults.get("guidance", 3.0))
+    edit_mode = args.edit_mode or str(cddgm.inference_defaults.get("edit_mode", "sdedit"))
     eval_set = build_eval_set(cddgm.vocab, args.subjects, args.slices_per_subject)
     rows = evaluate(
-        cddgm, predictor, eval_set, grid(args.t0, args.ddim_steps), guidance,
+        cddgm, predictor, eval_set, grid(args.t0, args.ddim_steps, edit_mode), guidance,
         args.batch_size, device,
     )  # fmt: skip
     ref_t0 = 50 if 50 in args.t0 else args.t0[0]
     timed_variants, times = time_against_ddpm(
-        cddgm, eval_set, ref_t0, args.ddim_steps, guidance, args.time_slices, args.repeats, device
-    )
+        cddgm, eval_set, ref_t0, args.ddim_steps, guidance, args.time_slices, args.repeats,
+        device, edit_mode,
+    )  # fmt: skip
     body = render(
         args, cddgm, predictor, eval_set, rows, timed_variants, times, guidance, device, ref_t0
     )
@@ -371,10 +383,10 @@ def render(
         f"{provenance_steps(cddgm)}), IAP predictor `{predictor.path}` "
         f"({provenance_steps(predictor)}); guidance {guidance:g}; {n} slices from "
         f"{args.subjects} simulated subjects ({', '.join(sorted(set(eval_set.directions)))}). "
-        "Each edit runs through the product path (`pipeline.generate_counterfactual`, detail "
-        "transfer, per-slice seeds) and is scored at the source resolution after per-slice "
-        "10th/99th-percentile normalisation; fooling = `pipeline.predict_iap_raw` on the "
-        "edited slices against the target IAPs.",
+        "Each edit runs through the product path (`pipeline.generate_counterfactual`, "
+        f"{rows[0]['variant'].edit_mode} edit, per-slice seeds) and is scored at the source "
+        "resolution after per-slice 10th/99th-percentile normalisation; fooling = "
+        "`pipeline.predict_iap_raw` on the edited slices against the target IAPs.",
         f"References: no edit (source vs truth) SSIM {ref_source:.4f}; fooling accuracy of the "
         f"unedited source {fool_source:.1f}% and of the true re-acquisition {fool_truth:.1f}% "
         f"(one slice-IAP decision = {100 / (3 * n):.1f} points).",
@@ -409,8 +421,13 @@ def render(
 
 
 def provenance_steps(bundle) -> str:
-    steps = (bundle.provenance or {}).get("steps")
-    return f"trained {steps} steps" if steps is not None else "training steps unknown"
+    """``trained N steps`` (``N after M`` when it was fine-tuned from another bundle)."""
+    provenance = bundle.provenance or {}
+    steps = provenance.get("steps")
+    if steps is None:
+        return "training steps unknown"
+    before = (provenance.get("init_from") or {}).get("steps")
+    return f"trained {steps} steps" + (f" after {before}" if before is not None else "")
 
 
 def size_of(bundle) -> int:

@@ -121,6 +121,7 @@ def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
     assert bs.stack([s.truth for s in eval_set.subjects], eval_set).shape == (2, 1, 48, 48)
     rows = bs.evaluate(cddgm, predictor, eval_set, bs.grid([4], [2]), 2.0, 4, CPU)
     assert [r["variant"].model_calls for r in rows] == [4, 2]
+    assert [v.model_calls for v in bs.grid([4], [2], "twin")] == [8, 4]  # source rendering too
     for r in rows:
         assert -1.0 <= r["ssim"] <= 1.0 and 0.0 <= r["fooling"] <= 100.0 and r["mae"] >= 0
     variants, times = bs.time_against_ddpm(cddgm, eval_set, 4, [2], 2.0, 1, 1, CPU)
