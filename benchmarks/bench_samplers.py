@@ -1,7 +1,7 @@
 """DDIM fast path vs DDPM on the trained simulator bundles: time, ground-truth SSIM, IAP fooling.
 
 The simulator renders one anatomy under two protocols (GE and Siemens, alternating direction
-per subject), so every edit has a true re-acquisition. For each noise level t0 in {25, 50, 75}
+per subject), so every edit has a true re-acquisition. For each noise level t0 in {25, 50, 75, 100}
 the source slices are edited towards the other protocol with DDPM (t0 ancestral steps, the
 paper) and with DDIM in 5, 10 and 20 steps, with the same seeds. Every edit goes through
 the product path (``pipeline.generate_counterfactual``) and is scored like the paper's
@@ -31,7 +31,7 @@ import numpy as np
 from . import common
 from .fixtures import shipped_bundle
 
-T0S = (25, 50, 75)
+T0S = (25, 50, 75, 100)  # 100: the shipped default edit
 DDIM_STEPS = (5, 10, 20)
 SPEEDUP_TARGET = 8.0
 SSIM_TOLERANCE = 0.01
