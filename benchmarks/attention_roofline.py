@@ -22,6 +22,9 @@ from napari_cf_iap.models.config import CDDGMConfig
 
 SDPA = "attention: SDPA (the product's kernel)"
 MATMULS = "attention: its two matmuls only (no softmax)"
+#: the bare matmuls are skipped when their score matrix would be larger (a batch of 16 paper
+#: images on a GPU: 16 x 16 x 3136² floats = 10 GB)
+MAX_SCORE_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ def largest_attention(config: CDDGMConfig) -> AttentionShape:
 def attention_kernels(
     shape: AttentionShape, device: torch.device, batch: int = 1
 ) -> dict[str, Callable[[], torch.Tensor]]:
-    """The product's SDPA call and the bare matmuls on random Q, K, V of ``shape``."""
+    """The product's SDPA call and the bare matmuls on random Q, K, V of ``shape`` (the
+    matmuls only while their score matrix stays under :data:`MAX_SCORE_BYTES`)."""
     gen = torch.Generator("cpu").manual_seed(2)
     size = (batch, shape.heads, shape.tokens, shape.head_dim)
     q, k, v = (torch.randn(size, generator=gen).to(device) for _ in range(3))
@@ -69,7 +73,10 @@ def attention_kernels(
         with torch.inference_mode():
             return (q @ kt) @ v
 
-    return {SDPA: sdpa, MATMULS: matmuls}
+    kernels: dict[str, Callable[[], torch.Tensor]] = {SDPA: sdpa}
+    if 4 * batch * shape.heads * shape.tokens**2 <= MAX_SCORE_BYTES:
+        kernels[MATMULS] = matmuls
+    return kernels
 
 
 def roofline_fraction(

@@ -110,6 +110,23 @@ def test_attention_roofline_shape_and_bound():
     assert roofline_fraction(100.0, 25.0, 50.0, 5.0) == pytest.approx(1 / 3.25)
 
 
+def test_attention_kernels_skip_the_bare_matmuls_when_the_scores_would_not_fit():
+    from benchmarks.attention_roofline import (
+        MATMULS,
+        SDPA,
+        AttentionShape,
+        attention_kernels,
+    )
+
+    small = attention_kernels(AttentionShape(2, 64, 8), CPU)
+    assert set(small) == {SDPA, MATMULS}
+    out = {name: fn() for name, fn in small.items()}
+    assert out[SDPA].shape == out[MATMULS].shape == (1, 2, 64, 8)
+    huge = AttentionShape(16, 3136, 8)  # 16 GPU-batch images: 10 GB of scores
+    assert set(attention_kernels(huge, CPU, batch=16)) == {SDPA}
+    assert set(attention_kernels(huge, CPU, batch=1)) == {SDPA, MATMULS}  # 629 MB
+
+
 def test_samplers_evaluate_on_tiny_bundles(tiny_bundles, capsys, monkeypatch):
     from benchmarks import bench_samplers as bs
     from napari_cf_iap.bundles.bundle import load_bundle
