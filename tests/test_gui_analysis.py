@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from gui_support import GE_15, SIEMENS_3, FakeCore, tiny_labels, tiny_volume
@@ -65,7 +67,7 @@ def test_prediction_refuses_labels_layers(scene, qtbot, monkeypatch):
     assert "Labels layer" in errors[-1] and not any(c["kind"] == "predict" for c in fake.calls)
 
 
-def test_segmentation_adds_coloured_labels_with_scores_per_bundle(scene, qtbot):
+def test_segmentation_adds_coloured_labels_with_scores_per_bundle(scene, qtbot, monkeypatch):
     viewer, volume, scan, fake = scene
     truth = tiny_labels(volume.shape)
     viewer.add_labels(truth, **labels_layer_kwargs(volume.spacing, volume.affine, "truth"))
@@ -73,8 +75,21 @@ def test_segmentation_adds_coloured_labels_with_scores_per_bundle(scene, qtbot):
     widget.add_bundle("/bundles/seg-augmented", "augmented")
     widget.image_picker.set_layer(scan)
     widget.truth_picker.set_layer(viewer.layers["truth"])
+    from napari_cf_iap.gui import core_api
+
+    scoring_threads = []
+    real_scores = core_api.tissue_scores
+
+    def scores(labels, reference):
+        scoring_threads.append(threading.current_thread())
+        return real_scores(labels, reference)
+
+    monkeypatch.setattr(core_api, "tissue_scores", scores)
     widget.runner.run_button.click()
     _wait(qtbot, widget.runner)
+    qtbot.waitUntil(lambda: "with 2 bundle(s)" in widget.runner.status.text(), timeout=5000)
+    # scoring (~0.6 s for a full volume) ran on the worker, not on the GUI thread
+    assert len(scoring_threads) == 2 and threading.main_thread() not in scoring_threads
     names = [layer.name for layer in viewer.layers]
     assert names[-2:] == ["seg default segmenter <- scan", "seg augmented <- scan"]
     baseline, augmented = viewer.layers[-2], viewer.layers[-1]

@@ -141,3 +141,17 @@ def test_a_failing_prepare_ends_the_job_without_starting_the_core(qtbot, monkeyp
     assert not called and not job.running and seen["finished"] == 1
     assert [type(e) for e in seen["error"]] == [InputError] and seen["result"] == []
     assert any("close some layers" in text for text in errors)
+
+
+def test_background_imports_load_modules_off_the_calling_thread(monkeypatch):
+    import sys
+
+    from napari_cf_iap.gui.background_imports import LABELS_LAYER_IMPORTS, import_in_background
+
+    assert LABELS_LAYER_IMPORTS == ("pandas",)  # what napari's first Labels layer imports
+    name = "napari_cf_iap.metrics_basic"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    thread = import_in_background((name, "no_such_module_for_cf_iap"))
+    assert thread is not threading.current_thread() and thread.daemon
+    thread.join(timeout=30)
+    assert not thread.is_alive() and name in sys.modules  # the missing one was skipped
