@@ -9,6 +9,7 @@ from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QRadioButton, QVBoxLayout, QW
 from ..errors import CfIapError
 from ..iap import IAPRecord
 from . import core_api
+from .background_imports import PREDICTOR_IMPORTS, import_in_background
 from .bundle_chooser import BundleChooser
 from .device_notice import DeviceChooser
 from .iap_table import IapTable, readout
@@ -64,6 +65,7 @@ class PredictionWidget(QWidget):
         self._controls = [inputs, model]
         self.layer_picker.layer_changed.connect(self._show_known)
         self._show_known(self.layer_picker.layer())
+        import_in_background(PREDICTOR_IMPORTS)  # MONAI, before the first Run needs it
 
     def _show_known(self, layer: Any) -> None:
         if layer is not None:

@@ -22,7 +22,11 @@ from qtpy.QtWidgets import (
 
 from ..errors import CfIapError
 from . import core_api
-from .background_imports import import_in_background
+from .background_imports import (
+    LABELS_LAYER_IMPORTS,
+    SEGMENTER_IMPORTS,
+    import_in_background,
+)
 from .comparison import show_side_by_side
 from .device_notice import DeviceChooser
 from .event_turns import later
@@ -106,7 +110,7 @@ class SegmentationWidget(QWidget):
         self.compare_button.clicked.connect(self.compare)
         layout.addWidget(self.compare_button)
         self._controls = [inputs, models, self.compare_button]
-        import_in_background()  # napari's first Labels layer would import pandas on this thread
+        import_in_background(LABELS_LAYER_IMPORTS + SEGMENTER_IMPORTS)
 
     # ------------------------------------------------------------------ bundles
     def add_bundle(self, path: str | Path | None, name: str | None = None) -> None:
