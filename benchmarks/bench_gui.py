@@ -33,6 +33,7 @@ import torch  # noqa: F401, I001
 from . import common
 from .fixtures import bundle_or_untrained, siemens_skyra_3t, simulated_volume
 from .gui_probes import CallClock, GcPauses, Heartbeat, idle, wait_until
+from .gui_segmentation import segmentation_stalls
 
 STALL_TARGET_S = 0.100
 PREVIEW_TARGET_S = 1.0
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bundle_path, described = bundle_or_untrained("cddgm", args.cddgm, Path(tmp))
         viewer = napari.Viewer(show=True)
         try:
-            widget, _ = setup_widget(viewer, volume, bundle_path, target)
+            widget, scan = setup_widget(viewer, volume, bundle_path, target)
             heartbeat = Heartbeat()
             presses = run_press_stalls(widget, heartbeat, args.presses, 1.0, args.timeout)
             spans: dict[str, Any] = {}
@@ -210,11 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             previews = preview_latencies(widget, args.repeats, args.timeout)
             settings = widget.sampling.request_kwargs()
             defaults = dict(widget.bundle.bundle.inference_defaults or {})
+            seg_path, _ = bundle_or_untrained("segmenter", None, Path(tmp))
+            segmentation = segmentation_stalls(viewer, scan, str(seg_path), heartbeat, args.timeout)
         finally:
             viewer.close()
     body = render(
         volume, described, gaps, idle_gaps, duration, worst_at, show_s, previews, settings,
-        defaults, spans, again, presses,
+        defaults, spans, again, presses, segmentation,
     )  # fmt: skip
     common.report(
         "gui", "GUI responsiveness (napari plugin)", body, device, write=not args.no_write
@@ -236,6 +239,7 @@ def render(
     spans: dict[str, Any] | None = None,
     again: dict[str, Any] | None = None,
     presses: Sequence[float] = (),
+    segmentation: Sequence[dict[str, Any]] = (),
 ) -> str:
     stall = max(gaps) if gaps else float("nan")
     idle_stall = max(idle_gaps) if idle_gaps else float("nan")
@@ -280,6 +284,18 @@ def render(
             f"{1000 * worst:.0f} ms (median {1000 * common.median(presses):.0f} ms)",
             sum(g > STALL_TARGET_S for g in presses),
             common.verdict(worst <= STALL_TARGET_S, f"{1000 * worst:.0f} ms"),
+        ])  # fmt: skip
+    for i, run in enumerate(segmentation):
+        g = run["gaps"]
+        worst = max(g) if g else float("nan")
+        heart_rows.append([
+            "segmentation, 2 bundles + scores vs ground truth"
+            + (" (new Labels layers)" if i == 0 else " again (layers reused)"),
+            f"{run['duration']:.1f} s", len(g), f"{1000 * np.median(g):.0f} ms",
+            f"{1000 * np.percentile(g, 99):.0f} ms", f"{1000 * worst:.0f} ms",
+            sum(x > STALL_TARGET_S for x in g),
+            common.verdict(worst <= STALL_TARGET_S, f"{1000 * worst:.0f} ms"
+                           + (" (napari building a Labels layer)" if i == 0 else "")),
         ])  # fmt: skip
     totals = [p["total"] for p in previews]
     preview_rows = [

@@ -200,8 +200,19 @@ def test_gui_heartbeat_and_preview_latency(make_napari_viewer, tiny_bundles):
     (p,) = previews
     assert p["total"] >= p["compute"] > 0 and p["debounce"] > 0
     assert p["reused"] == 1  # the slider moved a target: the first preview's source rendering
+    from benchmarks.gui_segmentation import segmentation_stalls
+
+    scan = viewer.layers["scan"]
+    seg = segmentation_stalls(viewer, scan, tiny_bundles["segmenter"], heartbeat, 60, settle=0.2)
+    assert len(seg) == 2 and all(r["gaps"] and "2 bundle(s)" in r["status"] for r in seg)
+    assert [layer.name for layer in viewer.layers][-2:] == [
+        "seg default segmenter <- scan",
+        "seg second bundle <- scan",
+    ]
     text = bg.render(volume, "tiny", gaps, gaps, duration, worst_at, show_s, previews,
-                     widget.sampling.request_kwargs(), {}, spans, None, presses)  # fmt: skip
+                     widget.sampling.request_kwargs(), {}, spans, None, presses,
+                     seg)  # fmt: skip
+    assert "segmentation, 2 bundles + scores vs ground truth (new Labels layers)" in text
     assert "longest stall" in text and "Live preview" in text
     assert "Run pressed, new result layer (2 presses" in text and "garbage collector" in text
     assert "source rendering was reused in 1 of 1" in text
