@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from ..errors import CancelledError
-from .event_turns import later
+from .event_turns import AFTER_REPAINT_MS, later
 
 #: The core call a Job runs: ``func(progress, should_stop) -> result``.
 CoreCall = Callable[[Callable[[int, int, str], None], Callable[[], bool]], Any]
@@ -136,8 +136,8 @@ class Job:
             if self._prepare():
                 self._run_sync()
             return self
-        if next_turn:
-            later(self._prepare_then_launch)
+        if next_turn:  # after the caller's own repaint (e.g. the controls it disabled)
+            later(self._prepare_then_launch, AFTER_REPAINT_MS)
             return self
         if self._prepare():
             self._launch()
