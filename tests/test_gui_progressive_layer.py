@@ -80,7 +80,9 @@ def _run_until_layer_is_up(cf, qtbot) -> Any:
     cf.widget.run()
     assert cf.widget.runner.running and len(cf.viewer.layers) == 1  # nothing built yet
     qtbot.waitUntil(lambda: len(cf.viewer.layers) == 2, timeout=5000)
-    return cf.viewer.layers[-1]
+    layer = cf.viewer.layers[-1]
+    qtbot.waitUntil(lambda: layer.visible, timeout=5000)  # built hidden, shown a turn later
+    return layer
 
 
 def test_layer_is_up_before_the_worker_and_fills_chunk_by_chunk(cf, qtbot):

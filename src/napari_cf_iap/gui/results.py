@@ -183,7 +183,16 @@ def start_counterfactual(
         layer = _update_layer(existing, data, kwargs, "image")
         layer.name = kwargs["name"]
         return PendingResult(viewer, layer, previous)
-    return PendingResult(viewer, _add_layer(viewer, data, kwargs, "image"))
+    # built hidden, shown in a later turn: napari's add_image and the first paint of the new
+    # layer are then two stalls instead of one
+    layer = _add_layer(viewer, data, {**kwargs, "visible": False}, "image")
+    later(lambda: _show_hidden(viewer, layer))
+    return PendingResult(viewer, layer)
+
+
+def _show_hidden(viewer: Any, layer: Any) -> None:
+    if layer in viewer.layers:
+        layer.visible = True
 
 
 def show_counterfactual(
