@@ -93,6 +93,7 @@ def test_segmentation_adds_coloured_labels_with_scores_per_bundle(scene, qtbot, 
     names = [layer.name for layer in viewer.layers]
     assert names[-2:] == ["seg default segmenter <- scan", "seg augmented <- scan"]
     baseline, augmented = viewer.layers[-2], viewer.layers[-1]
+    qtbot.waitUntil(lambda: baseline.visible and augmented.visible, timeout=5000)  # built hidden
     np.testing.assert_allclose(augmented.scale, scan.scale)
     np.testing.assert_allclose(augmented.affine.affine_matrix, scan.affine.affine_matrix)
     assert np.allclose(augmented.colormap.map(np.array([2]))[0], TISSUE_COLORS[2])

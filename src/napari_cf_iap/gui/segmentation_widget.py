@@ -195,7 +195,7 @@ class SegmentationWidget(QWidget):
             ground_truth=None if truth is None else truth.name,
         )
         kwargs.update(same_geometry_kwargs(image))
-        result = show_layer(self.viewer, output.labels, kwargs, "labels")
+        result = show_layer(self.viewer, output.labels, kwargs, "labels", reveal_later=True)
         self._score_row(output.bundle, output.scores)
         return result
 
