@@ -12,9 +12,10 @@ before the work starts, showing the source's own array (no copy on the GUI threa
 (:meth:`PendingResult.adopt`), each finished chunk is written into that copy
 (:meth:`PendingResult.write`, a refresh of ~7 ms), and :func:`show_counterfactual` turns it
 into the final layer (~8 ms); a cancelled or failed run :meth:`~PendingResult.discard`s it.
-Building a new layer is napari's most expensive step (add_image ~60 ms, then ~30 ms of
+Building a new layer is napari's most expensive step (add_image 40-85 ms, then ~25 ms of
 repainting on a software-GL display, see docs/benchmarks.md); it happens once per Run, in an
-event-loop turn of its own, and not at all when a layer of the same name is reused. Removing
+event-loop turn of its own, hidden, and the layer is shown in the turn after
+(:func:`add_hidden`); not at all when a layer of the same name is reused. Removing
 a layer (cancel/error of a first run) runs napari's ``gc.collect()``, which takes ~0.2 s in a
 process holding torch.
 """
@@ -56,6 +57,11 @@ def add_hidden(viewer: Any, data: Any, kwargs: dict[str, Any], layer_type: str) 
     layer = _add_layer(viewer, data, {**kwargs, "visible": False}, layer_type)
     later(lambda: _show_hidden(viewer, layer))
     return layer
+
+
+def _show_hidden(viewer: Any, layer: Any) -> None:
+    if layer in viewer.layers:
+        layer.visible = True
 
 
 def _same(current: Any, wanted: Any) -> bool:
@@ -197,11 +203,6 @@ def start_counterfactual(
         layer.name = kwargs["name"]
         return PendingResult(viewer, layer, previous)
     return PendingResult(viewer, add_hidden(viewer, data, kwargs, "image"))
-
-
-def _show_hidden(viewer: Any, layer: Any) -> None:
-    if layer in viewer.layers:
-        layer.visible = True
 
 
 def show_counterfactual(

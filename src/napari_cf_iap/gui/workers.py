@@ -127,10 +127,11 @@ class Job:
         """Start the job: ``on_prepare`` (GUI-thread set-up such as putting up a result
         layer), then the worker and its progress bar.
 
-        With ``next_turn`` the job counts as running at once, ``on_prepare`` runs in the next
-        event-loop turn and the worker starts in the turn after it, so no turn holds more than
-        one of these GUI-thread steps (each a napari layer or widget build plus a repaint); a
-        cancel in between stops the core before its first step."""
+        With ``next_turn`` the job counts as running at once, ``on_prepare`` runs in a later
+        event-loop turn (after the caller's own repaint, ``AFTER_REPAINT_MS``) and the worker
+        starts in the turn after it, so no turn holds more than one of these GUI-thread steps
+        (each a napari layer or widget build); a cancel in between stops the core before its
+        first step."""
         self.running = True
         if sync_workers():
             if self._prepare():

@@ -62,9 +62,8 @@ class CounterfactualSampler:
         channels_last: bool = True,
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
         config = model.config
         self.iap_dim = int(config.iap_dim)
         if vocab is not None and vocab.dim != self.iap_dim:
